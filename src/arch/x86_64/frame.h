@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src/arch/x86_64/frame.h - the C view of the switch frame described in
+ * layout.h, checked against it, and how as_ctx_make fills a fresh one.
+ */
+#ifndef ALTSTACK_SRC_ARCH_X86_64_FRAME_H
+#define ALTSTACK_SRC_ARCH_X86_64_FRAME_H
+
+#include "layout.h"
+
+AS_HIDDEN void as__trampoline(void);
+
+struct as_sw_frame {
+    uint32_t  mxcsr;
+    uint16_t  fcw, pad;
+    uint64_t  r15, r14, r13, r12, rbx, rbp;
+    uintptr_t rip;
+};
+_Static_assert(offsetof(struct as_sw_frame, mxcsr) == AS_SW_MXCSR, "layout");
+_Static_assert(offsetof(struct as_sw_frame, fcw) == AS_SW_FCW, "layout");
+_Static_assert(offsetof(struct as_sw_frame, r15) == AS_SW_R15, "layout");
+_Static_assert(offsetof(struct as_sw_frame, r14) == AS_SW_R14, "layout");
+_Static_assert(offsetof(struct as_sw_frame, r13) == AS_SW_R13, "layout");
+_Static_assert(offsetof(struct as_sw_frame, r12) == AS_SW_R12, "layout");
+_Static_assert(offsetof(struct as_sw_frame, rbx) == AS_SW_RBX, "layout");
+_Static_assert(offsetof(struct as_sw_frame, rbp) == AS_SW_RBP, "layout");
+_Static_assert(offsetof(struct as_sw_frame, rip) == AS_SW_RIP, "layout");
+_Static_assert(sizeof(struct as_sw_frame) == AS_SW_SIZE, "layout");
+_Static_assert(offsetof(as_stack, hi) == AS_STACK_HI, "layout");
+
+static void as__frame_init(struct as_sw_frame *f, as_entry fn)
+{
+    *f = (struct as_sw_frame){
+        .mxcsr = AS_MXCSR_DEFAULT,
+        .fcw = AS_FCW_DEFAULT,
+        .rbx = (uintptr_t)fn,
+        .rip = (uintptr_t)as__trampoline,
+    };
+}
+#endif

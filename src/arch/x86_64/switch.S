@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src/arch/x86_64/switch.S - as_switch, as_call_on and the entry trampoline
+ * for the System V x86_64 ABI.  Frame layouts: src/arch/x86_64/layout.h.
+ *
+ *   as_switch frame (ctx points at it)      fresh context (as_ctx_make)
+ *   +--------------------+ ctx+64            +--------------------+ top
+ *   | rip                | ctx+56            | 0 | 0              | S+16..S+31
+ *   | rbp                | ctx+48            | cookie             | S+8
+ *   | rbx                | ctx+40            | link               | S+0 = top-32
+ *   | r12                | ctx+32            +--------------------+
+ *   | r13                | ctx+24            | switch frame with  |
+ *   | r14                | ctx+16            | rip = as__trampoline
+ *   | r15                | ctx+8             | rbx = entry fn     |
+ *   | FCW:16 | MXCSR:32  | ctx+0             +--------------------+ ctx = S-64
+ *   +--------------------+
+ *
+ * CFI.  The frame as_switch pushes has the same layout as the frame of the
+ * context it resumes, so one set of CFI rules is right on both sides of the
+ * `mov %rdi, %rsp`: before it they describe the caller, after it the
+ * context being resumed (which, as far as an unwinder can tell, is inside
+ * its own call to as_switch).  The rules are valid at every instruction.
+ *
+ * Return prediction.  The switch ends in `pop %r8; jmp *%r8` rather than
+ * `ret`: a `ret` to another context's call site always misses the return
+ * stack buffer and, worse, leaves it off by one for the resumed code, while
+ * an indirect jump is predicted from its own history.
+ */
+#include "../asm.h"
+#include "layout.h"
+
+/* The CFI of a complete switch frame at %rsp. */
+#define AS_CFI_SWITCH_FRAME          \
+    .cfi_def_cfa %rsp, AS_SW_SIZE;   \
+    .cfi_offset %rip, AS_SW_RIP - AS_SW_SIZE; \
+    .cfi_offset %rbp, AS_SW_RBP - AS_SW_SIZE; \
+    .cfi_offset %rbx, AS_SW_RBX - AS_SW_SIZE; \
+    .cfi_offset %r12, AS_SW_R12 - AS_SW_SIZE; \
+    .cfi_offset %r13, AS_SW_R13 - AS_SW_SIZE; \
+    .cfi_offset %r14, AS_SW_R14 - AS_SW_SIZE; \
+    .cfi_offset %r15, AS_SW_R15 - AS_SW_SIZE
+
+/*
+ * as_transfer as_switch(as_ctx to, void *data)
+ *   on entry: rdi = to (a switch frame), rsi = data, (%rsp) = return address
+ *   returns:  rax = the context that resumed us (NULL if it finished),
+ *             rdx = its data
+ * Clobbers only caller-saved registers: rax, rcx, rdx, r8 (SysV 3.2.1).
+ */
+AS_FUNC_BEGIN(as_switch)
+    pushq   %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbp, 0
+    pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbx, 0
+    pushq   %r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r12, 0
+    pushq   %r13
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r13, 0
+    pushq   %r14
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r14, 0
+    pushq   %r15
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r15, 0
+    leaq    -8(%rsp), %rsp
+    .cfi_adjust_cfa_offset 8
+    stmxcsr AS_SW_MXCSR(%rsp)
+    fnstcw  AS_SW_FCW(%rsp)
+    movq    %rsp, %rax              /* our own frame: the resumed side's ctx */
+    movq    %rsi, %rdx              /* data: second word of the transfer     */
+
+    /* The switch.  CFI is unchanged: `to` has the same frame layout. */
+    movq    %rdi, %rsp
+    .cfi_remember_state
+
+    /* Reload FP control only if it differs: ldmxcsr and fldcw are slow,
+     * and contexts rarely change either.  rax = our frame, rsp = theirs. */
+    movl    AS_SW_MXCSR(%rsp), %ecx
+    xorl    AS_SW_MXCSR(%rax), %ecx
+    testl   $AS_MXCSR_CTRL, %ecx
+    jnz     .Lload_mxcsr
+.Lcheck_fcw:
+    movzwl  AS_SW_FCW(%rsp), %ecx
+    cmpw    AS_SW_FCW(%rax), %cx
+    jne     .Lload_fcw
+
+    /* rsp = the frame to resume; rax, rdx = the transfer to return. */
+    .globl  as__switch_pop
+    .hidden as__switch_pop
+as__switch_pop:
+    leaq    8(%rsp), %rsp
+    .cfi_adjust_cfa_offset -8
+    popq    %r15
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r15
+    popq    %r14
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r14
+    popq    %r13
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r13
+    popq    %r12
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %r12
+    popq    %rbx
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %rbx
+    popq    %rbp
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %rbp
+    popq    %r8
+    .cfi_adjust_cfa_offset -8
+    .cfi_register %rip, %r8
+    jmp     *%r8
+
+.Lload_mxcsr:
+    .cfi_restore_state
+    .cfi_remember_state
+    ldmxcsr AS_SW_MXCSR(%rsp)
+    jmp     .Lcheck_fcw
+.Lload_fcw:
+    .cfi_restore_state
+    fldcw   AS_SW_FCW(%rsp)
+    jmp     as__switch_pop
+AS_FUNC_END(as_switch)
+
+/*
+ * The first code a fresh context runs, entered from as_switch's final jump.
+ *   on entry: rsp = S (top - 32, 16-byte aligned), rbx = entry fn,
+ *             rbp = 0, rax = the switcher's ctx, rdx = data
+ *
+ * CFI: the caller of this frame is the switcher, suspended in as_switch
+ * with its frame at `link`.  The CFA is computed by a DWARF expression:
+ *
+ *     L = *(S + LINK)
+ *     if (L != 0 && *(L + 56) == *(S + COOKIE))   L + 64     (the switcher)
+ *     else                                        S + 32     (the end)
+ *
+ * With the rules below the end frame reads rip = 0 and rbp = 0 from the
+ * zeroed words at S+16..S+31, which unwinders take as the outermost frame.
+ * The cookie check stops the chain once the switcher has moved on: its
+ * frame no longer holds the return address we saw when it switched to us.
+ *
+ *   0x0f 28              DW_CFA_def_cfa_expression, 28 bytes:
+ *   0x77 0x00            DW_OP_breg7 (rsp) 0          S
+ *   0x06                 DW_OP_deref                  L
+ *   0x12 0x30 0x29       DW_OP_dup, lit0, eq          L, L==0
+ *   0x28 0x10 0x00       DW_OP_bra +16 -> end         L
+ *   0x12 0x23 0x38 0x06  DW_OP_dup, plus_uconst 56, deref   L, rip(L)
+ *   0x77 0x08 0x06       DW_OP_breg7 8, deref         L, rip(L), cookie
+ *   0x2e                 DW_OP_ne                     L, differ
+ *   0x28 0x05 0x00       DW_OP_bra +5 -> end          L
+ *   0x23 0x40            DW_OP_plus_uconst 64         L + 64
+ *   0x2f 0x03 0x00       DW_OP_skip +3 -> done
+ *   0x13 0x77 0x20       end: DW_OP_drop, breg7 32    S + 32
+ */
+AS_FUNC_HIDDEN(as__trampoline)
+    .cfi_escape 0x0f, 28, 0x77, 0x00, 0x06, 0x12, 0x30, 0x29, 0x28, 0x10, 0x00, \
+                0x12, 0x23, 0x38, 0x06, 0x77, 0x08, 0x06, 0x2e, 0x28, 0x05, 0x00, \
+                0x23, 0x40, 0x2f, 0x03, 0x00, 0x13, 0x77, 0x20
+    .cfi_offset %rip, AS_SW_RIP - AS_SW_SIZE
+    .cfi_offset %rbp, AS_SW_RBP - AS_SW_SIZE
+    .cfi_offset %rbx, AS_SW_RBX - AS_SW_SIZE
+    .cfi_offset %r12, AS_SW_R12 - AS_SW_SIZE
+    .cfi_offset %r13, AS_SW_R13 - AS_SW_SIZE
+    .cfi_offset %r14, AS_SW_R14 - AS_SW_SIZE
+    .cfi_offset %r15, AS_SW_R15 - AS_SW_SIZE
+    movq    %rax, AS_TOP_LINK(%rsp)
+    movq    AS_SW_RIP(%rax), %rcx
+    movq    %rcx, AS_TOP_COOKIE(%rsp)
+    movq    %rax, %rdi              /* as_transfer t = {rax, rdx}        */
+    movq    %rdx, %rsi
+    call    *%rbx                   /* rsp is 16-byte aligned here       */
+
+    /* The entry returned r = {rax, rdx}: resume r.ctx with r.data and
+     * ctx = NULL.  Nobody saves this context, so nothing to push, and
+     * nothing to compare the FP control words against: load them. */
+    movq    %rax, %rsp
+    AS_CFI_SWITCH_FRAME
+    ldmxcsr AS_SW_MXCSR(%rsp)
+    fldcw   AS_SW_FCW(%rsp)
+    xorl    %eax, %eax
+    jmp     as__switch_pop
+AS_FUNC_END(as__trampoline)
+
+/*
+ * void *as_call_on(const as_stack *s, void *(*fn)(void *), void *arg)
+ *   on entry: rdi = s, rsi = fn, rdx = arg
+ * A frame-pointer frame whose CFA is rbp-relative stays correct while fn
+ * runs on the other stack: unwinding from fn lands here, then in our caller.
+ */
+AS_FUNC_BEGIN(as_call_on)
+    testq   %rdi, %rdi
+    jz      .Lcall_on_null
+    testq   %rsi, %rsi
+    jz      .Lcall_on_null
+    pushq   %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbp, 0
+    movq    %rsp, %rbp
+    .cfi_def_cfa_register %rbp
+    movq    AS_STACK_HI(%rdi), %rax /* s->hi */
+    andq    $-16, %rax
+    movq    %rax, %rsp
+    movq    %rdx, %rdi
+    call    *%rsi
+    movq    %rbp, %rsp
+    popq    %rbp
+    .cfi_def_cfa %rsp, 8
+    .cfi_restore %rbp
+    ret
+.Lcall_on_null:
+    xorl    %eax, %eax
+    ret
+AS_FUNC_END(as_call_on)
+
+AS_ASM_TRAILER
