@@ -34,6 +34,15 @@
 # error "unsupported architecture"
 #endif
 
+/* AS_SYM(switch) names the switch primitives.  Under AddressSanitizer
+ * (AS_ASAN, set by the build) the assembly entry points take internal names
+ * and src/hosted/asan.c wraps them with the fiber annotations ASan needs. */
+#if defined(AS_ASAN) && AS_ASAN
+# define AS_SYM(name) as__raw_##name
+#else
+# define AS_SYM(name) as_##name
+#endif
+
 #define AS_FUNC_BEGIN(name)      \
     .text;                       \
     .globl name;                 \

@@ -47,7 +47,7 @@
  *             rdx = its data
  * Clobbers only caller-saved registers: rax, rcx, rdx, r8 (SysV 3.2.1).
  */
-AS_FUNC_BEGIN(as_switch)
+AS_FUNC_BEGIN(AS_SYM(switch))
     pushq   %rbp
     .cfi_adjust_cfa_offset 8
     .cfi_rel_offset %rbp, 0
@@ -126,7 +126,7 @@ as__switch_pop:
     .cfi_restore_state
     fldcw   AS_SW_FCW(%rsp)
     jmp     as__switch_pop
-AS_FUNC_END(as_switch)
+AS_FUNC_END(AS_SYM(switch))
 
 /*
  * The first code a fresh context runs, entered from as_switch's final jump.
@@ -193,7 +193,7 @@ AS_FUNC_END(as__trampoline)
  * A frame-pointer frame whose CFA is rbp-relative stays correct while fn
  * runs on the other stack: unwinding from fn lands here, then in our caller.
  */
-AS_FUNC_BEGIN(as_call_on)
+AS_FUNC_BEGIN(AS_SYM(call_on))
     testq   %rdi, %rdi
     jz      .Lcall_on_null
     testq   %rsi, %rsi
@@ -216,6 +216,6 @@ AS_FUNC_BEGIN(as_call_on)
 .Lcall_on_null:
     xorl    %eax, %eax
     ret
-AS_FUNC_END(as_call_on)
+AS_FUNC_END(AS_SYM(call_on))
 
 AS_ASM_TRAILER

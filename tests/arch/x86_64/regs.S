@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/arch/x86_64/regs.S - register fidelity probe (see tests/regs.h).
+ *
+ * as_transfer test_switch_regs(as_ctx to, void *data,
+ *                              const uint64_t *in, uint64_t *out)
+ *   rdi = to, rsi = data (passed through to as_switch), rdx = in, rcx = out
+ *
+ *   frame while switched away:     rsp+0  saved MXCSR | saved FCW
+ *                                  rsp+8  out
+ *                                  rsp+16 (pad)
+ *                                  rsp+24 r15 .. rsp+64 rbp, rsp+72 ret
+ */
+#include "../../../src/arch/asm.h"
+
+AS_FUNC_BEGIN(test_switch_regs)
+    pushq   %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbp, 0
+    pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbx, 0
+    pushq   %r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r12, 0
+    pushq   %r13
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r13, 0
+    pushq   %r14
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r14, 0
+    pushq   %r15
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r15, 0
+    subq    $24, %rsp
+    .cfi_adjust_cfa_offset 24
+    stmxcsr 0(%rsp)
+    fnstcw  4(%rsp)
+    movq    %rcx, 8(%rsp)
+    movq    0(%rdx), %rbx
+    movq    8(%rdx), %rbp
+    movq    16(%rdx), %r12
+    movq    24(%rdx), %r13
+    movq    32(%rdx), %r14
+    movq    40(%rdx), %r15
+    ldmxcsr 48(%rdx)
+    fldcw   56(%rdx)
+    call    as_switch
+    movq    8(%rsp), %rcx
+    movq    %rbx, 0(%rcx)
+    movq    %rbp, 8(%rcx)
+    movq    %r12, 16(%rcx)
+    movq    %r13, 24(%rcx)
+    movq    %r14, 32(%rcx)
+    movq    %r15, 40(%rcx)
+    movq    $0, 48(%rcx)
+    movq    $0, 56(%rcx)
+    stmxcsr 48(%rcx)
+    fnstcw  56(%rcx)
+    ldmxcsr 0(%rsp)
+    fldcw   4(%rsp)
+    addq    $24, %rsp
+    .cfi_adjust_cfa_offset -24
+    popq    %r15
+    .cfi_adjust_cfa_offset -8
+    popq    %r14
+    .cfi_adjust_cfa_offset -8
+    popq    %r13
+    .cfi_adjust_cfa_offset -8
+    popq    %r12
+    .cfi_adjust_cfa_offset -8
+    popq    %rbx
+    .cfi_adjust_cfa_offset -8
+    popq    %rbp
+    .cfi_adjust_cfa_offset -8
+    ret
+AS_FUNC_END(test_switch_regs)
+
+AS_ASM_TRAILER

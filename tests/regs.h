@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/regs.h - probes that load chosen values into every register the ABI
+ * says survives a call, switch, and report what the registers hold after.
+ * Implemented per arch in tests/arch/<arch>/regs.S.
+ *
+ *   x86_64  in/out[0..7]  = rbx rbp r12 r13 r14 r15 MXCSR FCW
+ *   aarch64 in/out[0..19] = x19..x29 d8..d15 FPCR
+ */
+#ifndef ALTSTACK_TESTS_REGS_H
+#define ALTSTACK_TESTS_REGS_H
+
+#include <altstack.h>
+#include <stdint.h>
+
+#if defined(__x86_64__)
+# define TEST_NREGS 8
+#else
+# define TEST_NREGS 20
+#endif
+
+/* Load in[] into the callee-saved registers, as_switch(to, data), store the
+ * registers into out[], restore the caller's registers, return the
+ * transfer as_switch returned. */
+as_transfer test_switch_regs(as_ctx to, void *data, const uint64_t *in, uint64_t *out);
+
+/* Random but valid register values from a seed: FP control values keep
+ * every exception masked and vary only the rounding mode (and, on x86_64,
+ * the x87 precision control); x86_64 also varies MXCSR DAZ/FZ. */
+static inline uint64_t test_rng(uint64_t *s)
+{
+    uint64_t x = *s += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static inline void test_regs_random(uint64_t *v, uint64_t seed)
+{
+    for (int i = 0; i < TEST_NREGS; i++)
+        v[i] = test_rng(&seed);
+#if defined(__x86_64__)
+    v[6] = 0x1f80 | (v[6] & 0x8040) | ((v[6] >> 20 & 3) << 13);  /* FZ, DAZ, RC */
+    v[7] = 0x037f & ~0xf00;
+    v[7] |= ((v[6] >> 13 & 3) << 10) | ((seed & 1) ? 0x300 : 0x200);
+#else
+    v[19] = (v[19] & 3) << 22;  /* RMode */
+#endif
+}
+
+/* The bits of each register that the switch must preserve. */
+static inline uint64_t test_regs_mask(int i)
+{
+#if defined(__x86_64__)
+    if (i == 6) return 0xffc0;  /* MXCSR control bits */
+    if (i == 7) return 0x1f3f;  /* x87 control word    */
+#else
+    if (i == 19) return 0x07df9f00;
+#endif
+    (void)i;
+    return ~(uint64_t)0;
+}
+
+#endif
