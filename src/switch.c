@@ -14,8 +14,7 @@ as_ctx as_ctx_make(const as_stack *s, as_entry fn)
     if (top < (uintptr_t)s->lo || top - (uintptr_t)s->lo < AS_STACK_MIN)
         return NULL;
     uint64_t *hdr = (uint64_t *)(top - AS_TOP_SIZE);
-    for (unsigned i = 0; i < AS_TOP_SIZE / 8; i++)
-        hdr[i] = 0;             /* link, cookie and the end-of-chain frame */
+    as__top_init(hdr);          /* link, cookie and the end-of-chain frame */
     struct as_sw_frame *f = (struct as_sw_frame *)((uintptr_t)hdr - AS_SW_SIZE);
     as__frame_init(f, fn);
     return (as_ctx)f;

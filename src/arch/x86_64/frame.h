@@ -9,6 +9,7 @@
 #include "layout.h"
 
 AS_HIDDEN void as__trampoline(void);
+AS_HIDDEN void as__context_start(void);
 
 struct as_sw_frame {
     uint32_t  mxcsr;
@@ -28,7 +29,16 @@ _Static_assert(offsetof(struct as_sw_frame, rip) == AS_SW_RIP, "layout");
 _Static_assert(sizeof(struct as_sw_frame) == AS_SW_SIZE, "layout");
 _Static_assert(offsetof(as_stack, hi) == AS_STACK_HI, "layout");
 
-static void as__frame_init(struct as_sw_frame *f, as_entry fn)
+/* The top header's end frame: rbp 0, rip just inside as__context_start. */
+static inline void as__top_init(uint64_t *hdr)
+{
+    hdr[AS_TOP_LINK / 8] = 0;
+    hdr[AS_TOP_COOKIE / 8] = 0;
+    hdr[AS_TOP_END_RBP / 8] = 0;
+    hdr[AS_TOP_END_RIP / 8] = (uintptr_t)as__context_start + 1;
+}
+
+static inline void as__frame_init(struct as_sw_frame *f, as_entry fn)
 {
     *f = (struct as_sw_frame){
         .mxcsr = AS_MXCSR_DEFAULT,

@@ -21,8 +21,8 @@
  * the entry trampoline, below a 32-byte header at the top of the stack.
  *
  *        +--------------------------+  top (s->hi aligned down to 16)
- *        | 0                        |  S + 24  } the chain's end: a frame
- *        | 0                        |  S + 16  } with rip = 0 and rbp = 0
+ *        | as__context_start + 1    |  S + 24  } the chain's end: a frame
+ *        | 0                        |  S + 16  } whose caller has rip undefined
  *        | cookie                   |  S +  8  rip found in the link's frame
  *        | link                     |  S +  0  the first switcher's ctx
  *        +--------------------------+  <- S = top - 32 = rsp in the trampoline
@@ -49,7 +49,8 @@
 
 #define AS_TOP_LINK      0
 #define AS_TOP_COOKIE    8
-#define AS_TOP_END      16
+#define AS_TOP_END_RBP  16
+#define AS_TOP_END_RIP  24
 #define AS_TOP_SIZE     32
 
 /* Control bits of MXCSR (DAZ, exception masks, RC, FZ); bits 0-5 are the

@@ -5,7 +5,7 @@
  *
  *   as_switch frame (ctx points at it)      fresh context (as_ctx_make)
  *   +--------------------+ ctx+64            +--------------------+ top
- *   | rip                | ctx+56            | 0 | 0              | S+16..S+31
+ *   | rip                | ctx+56            | end rip | 0        | S+16..S+31
  *   | rbp                | ctx+48            | cookie             | S+8
  *   | rbx                | ctx+40            | link               | S+0 = top-32
  *   | r12                | ctx+32            +--------------------+
@@ -140,8 +140,10 @@ AS_FUNC_END(AS_SYM(switch))
  *     if (L != 0 && *(L + 56) == *(S + COOKIE))   L + 64     (the switcher)
  *     else                                        S + 32     (the end)
  *
- * With the rules below the end frame reads rip = 0 and rbp = 0 from the
- * zeroed words at S+16..S+31, which unwinders take as the outermost frame.
+ * With the rules below the end frame reads rbp = 0 and rip = the address
+ * just inside as__context_start, whose CFI marks the return address
+ * undefined: unwinders (libunwind, gdb) take that as the outermost frame,
+ * exactly as they do for _start or a new thread's first frame.
  * The cookie check stops the chain once the switcher has moved on: its
  * frame no longer holds the return address we saw when it switched to us.
  *
@@ -186,6 +188,24 @@ AS_FUNC_HIDDEN(as__trampoline)
     xorl    %eax, %eax
     jmp     as__switch_pop
 AS_FUNC_END(as__trampoline)
+
+/*
+ * The bottom of every context's chain: never executed, only named.  Its
+ * FDE says "no caller" from its very first byte, and as_ctx_make stores
+ * as__context_start + 1 as the end frame's return address (unwinders look
+ * up return address - 1).
+ */
+    .text
+    .globl  as__context_start
+    .hidden as__context_start
+    .type   as__context_start, %function
+as__context_start:
+    .cfi_startproc
+    .cfi_undefined %rip
+    nop
+    ud2
+    .cfi_endproc
+    .size   as__context_start, . - as__context_start
 
 /*
  * void *as_call_on(const as_stack *s, void *(*fn)(void *), void *arg)

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/test_switch.c - as_ctx_make, as_switch, as_call_on. */
+#include <criterion/criterion.h>
+#include <altstack.h>
+#include <fenv.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "regs.h"
+
+static as_stack new_stack(size_t size)
+{
+    as_stack s;
+    cr_assert_eq(as_stack_alloc(&s, size), 0);
+    return s;
+}
+
+static int on_stack(const as_stack *s, const void *p)
+{
+    return (uintptr_t)p >= (uintptr_t)s->lo && (uintptr_t)p < (uintptr_t)s->hi;
+}
+
+/* ---- generator: yields, data both ways, finish hands back ctx NULL ---- */
+
+static as_transfer counter(as_transfer t)
+{
+    intptr_t step = (intptr_t)t.data;           /* first switch's data */
+    for (intptr_t i = 0; i < 100; i++) {
+        t = as_switch(t.ctx, (void *)(i * step));
+        step = (intptr_t)t.data;                /* caller may change it */
+    }
+    return (as_transfer){ t.ctx, (void *)(intptr_t)-1 };
+}
+
+Test(switch, generator_yields_and_finishes)
+{
+    as_stack s = new_stack(64 << 10);
+    as_transfer t = { as_ctx_make(&s, counter), NULL };
+    cr_assert_not_null(t.ctx);
+    intptr_t step = 3, i = 0;
+    for (;;) {
+        t = as_switch(t.ctx, (void *)step);
+        if (!t.ctx)
+            break;
+        cr_assert_eq((intptr_t)t.data, i * step, "yield %ld", (long)i);
+        i++;
+        step = i % 7;
+    }
+    cr_assert_eq(i, 100);
+    cr_assert_eq((intptr_t)t.data, -1, "the finishing transfer's data arrives");
+    /* The stack is free again: a new context on it runs from the start. */
+    t = (as_transfer){ as_ctx_make(&s, counter), NULL };
+    t = as_switch(t.ctx, (void *)5);
+    cr_assert_eq((intptr_t)t.data, 0);
+    t = as_switch(t.ctx, (void *)5);
+    cr_assert_eq((intptr_t)t.data, 5);
+    as_stack_free(&s);
+}
+
+/* ---- the entry runs on its stack; the caller's locals stay intact ---- */
+
+static as_stack g_stack;
+
+static as_transfer where_am_i(as_transfer t)
+{
+    int local;
+    volatile int *seen = t.data;
+    *seen = on_stack(&g_stack, &local);
+    return (as_transfer){ t.ctx, NULL };
+}
+
+Test(switch, entry_runs_on_its_stack)
+{
+    g_stack = new_stack(16 << 10);
+    volatile int seen = -1;
+    char guard[64];
+    memset(guard, 0x5a, sizeof guard);
+    as_transfer t = as_switch(as_ctx_make(&g_stack, where_am_i), (void *)&seen);
+    cr_assert_null(t.ctx);
+    cr_assert_eq(seen, 1);
+    for (size_t i = 0; i < sizeof guard; i++)
+        cr_assert_eq(guard[i], 0x5a);
+    as_stack_free(&g_stack);
+}
+
+/* ---- register fidelity in both directions ---- */
+
+struct fidelity { uint64_t seed; int bad; int rounds; };
+
+static as_transfer fidelity_peer(as_transfer t)
+{
+    struct fidelity *f = t.data;
+    uint64_t in[TEST_NREGS], out[TEST_NREGS];
+    for (;;) {
+        test_regs_random(in, ~f->seed);
+        t = test_switch_regs(t.ctx, f, in, out);
+        for (int i = 0; i < TEST_NREGS; i++)
+            if ((in[i] ^ out[i]) & test_regs_mask(i))
+                f->bad++;
+        f->rounds++;
+        if (!f->seed)
+            return (as_transfer){ t.ctx, NULL };
+    }
+}
+
+Test(switch, callee_saved_registers_survive_both_directions)
+{
+    as_stack s = new_stack(64 << 10);
+    struct fidelity f = { .seed = 1 };
+    uint64_t in[TEST_NREGS], out[TEST_NREGS];
+    as_transfer t = { as_ctx_make(&s, fidelity_peer), NULL };
+    for (uint64_t round = 1; round <= 2000; round++) {
+        f.seed = round * 0x1234567u;
+        test_regs_random(in, f.seed);
+        t = test_switch_regs(t.ctx, &f, in, out);
+        for (int i = 0; i < TEST_NREGS; i++)
+            cr_assert_eq(in[i] & test_regs_mask(i), out[i] & test_regs_mask(i),
+                         "round %lu: register %d was %#lx, came back %#lx",
+                         (unsigned long)round, i, (unsigned long)in[i], (unsigned long)out[i]);
+    }
+    f.seed = 0;
+    t = as_switch(t.ctx, &f);
+    cr_assert_null(t.ctx);
+    cr_assert_eq(f.bad, 0, "the peer saw %d registers change", f.bad);
+    cr_assert_geq(f.rounds, 2000);
+    as_stack_free(&s);
+}
+
+/* ---- floating-point control state belongs to each context ---- */
+
+static as_transfer rounding_peer(as_transfer t)
+{
+    fesetround(FE_UPWARD);
+    t = as_switch(t.ctx, (void *)(intptr_t)fegetround());
+    t = as_switch(t.ctx, (void *)(intptr_t)fegetround());  /* still ours */
+    return (as_transfer){ t.ctx, (void *)(intptr_t)fegetround() };
+}
+
+Test(switch, rounding_mode_is_per_context)
+{
+    as_stack s = new_stack(64 << 10);
+    fesetround(FE_TOWARDZERO);
+    as_transfer t = as_switch(as_ctx_make(&s, rounding_peer), NULL);
+    cr_assert_eq((intptr_t)t.data, FE_UPWARD);
+    cr_assert_eq(fegetround(), FE_TOWARDZERO);
+    t = as_switch(t.ctx, NULL);
+    cr_assert_eq((intptr_t)t.data, FE_UPWARD);
+    cr_assert_eq(fegetround(), FE_TOWARDZERO);
+    fesetround(FE_DOWNWARD);
+    t = as_switch(t.ctx, NULL);
+    cr_assert_null(t.ctx);
+    cr_assert_eq((intptr_t)t.data, FE_UPWARD);
+    cr_assert_eq(fegetround(), FE_DOWNWARD);
+    fesetround(FE_TONEAREST);
+    as_stack_free(&s);
+}
+
+/* ---- 10,000 live contexts resumed in random order ---- */
+
+#define NCTX 10000
+struct many { as_ctx ctx; unsigned long runs; };
+static struct many *g_many;
+
+static as_transfer many_entry(as_transfer t)
+{
+    uintptr_t id = (uintptr_t)t.data;
+    unsigned long expect = 0;
+    for (;;) {
+        /* data: the number of times the scheduler believes we ran, or
+         * ULONG_MAX to finish. */
+        t = as_switch(t.ctx, (void *)id);
+        unsigned long cmd = (unsigned long)(uintptr_t)t.data;
+        if (cmd == (unsigned long)-1)
+            return (as_transfer){ t.ctx, (void *)id };
+        if (cmd != ++expect)
+            return (as_transfer){ t.ctx, (void *)(uintptr_t)-2 };
+    }
+}
+
+Test(switch, ten_thousand_contexts_random_order, .timeout = 120)
+{
+    as_stack *stacks = calloc(NCTX, sizeof *stacks);
+    g_many = calloc(NCTX, sizeof *g_many);
+    cr_assert(stacks && g_many);
+    for (uintptr_t i = 0; i < NCTX; i++) {
+        cr_assert_eq(as_stack_alloc(&stacks[i], 8192), 0);
+        as_transfer t = as_switch(as_ctx_make(&stacks[i], many_entry), (void *)i);
+        cr_assert_eq((uintptr_t)t.data, i);
+        g_many[i].ctx = t.ctx;
+    }
+    uint64_t rng = 42;
+    for (int n = 0; n < 200000; n++) {
+        uintptr_t i = test_rng(&rng) % NCTX;
+        as_transfer t = as_switch(g_many[i].ctx, (void *)(uintptr_t)++g_many[i].runs);
+        cr_assert_eq((uintptr_t)t.data, i, "context %lu answered %#lx",
+                     (unsigned long)i, (unsigned long)(uintptr_t)t.data);
+        cr_assert_not_null(t.ctx);
+        g_many[i].ctx = t.ctx;
+    }
+    for (uintptr_t i = 0; i < NCTX; i++) {
+        as_transfer t = as_switch(g_many[i].ctx, (void *)(uintptr_t)-1);
+        cr_assert_null(t.ctx);
+        cr_assert_eq((uintptr_t)t.data, i);
+        as_stack_free(&stacks[i]);
+    }
+    free(stacks);
+    free(g_many);
+}
+
+/* ---- as_call_on: result, nesting 4 deep on different stacks ---- */
+
+struct nest { as_stack s[4]; int depth; int ok; };
+
+static void *nest_fn(void *p)
+{
+    struct nest *n = p;
+    int local;
+    int d = n->depth;
+    if (!on_stack(&n->s[d], &local))
+        return NULL;
+    n->ok++;
+    if (d == 3)
+        return (void *)(uintptr_t)0x600d;
+    n->depth++;
+    void *r = as_call_on(&n->s[d + 1], nest_fn, n);
+    n->depth--;
+    if (!on_stack(&n->s[d], &local))      /* back on our own stack */
+        return NULL;
+    return (void *)((uintptr_t)r + 1);
+}
+
+Test(switch, call_on_nests_four_deep)
+{
+    struct nest n = { .depth = 0 };
+    for (int i = 0; i < 4; i++)
+        n.s[i] = new_stack(16 << 10);
+    int local;
+    void *r = as_call_on(&n.s[0], nest_fn, &n);
+    cr_assert_eq((uintptr_t)r, 0x600d + 3);
+    cr_assert_eq(n.ok, 4);
+    for (int i = 0; i < 4; i++)
+        cr_assert_not(on_stack(&n.s[i], &local));
+    for (int i = 0; i < 4; i++)
+        as_stack_free(&n.s[i]);
+}
+
+static void *ident(void *p) { return p; }
+
+Test(switch, call_on_adopted_memory)
+{
+    static _Alignas(16) char mem[8192];
+    as_stack s;
+    cr_assert_eq(as_stack_init(&s, mem, sizeof mem), 0);
+    cr_assert_eq(as_call_on(&s, ident, (void *)0x1234), (void *)0x1234);
+}
+
+/* A context may be suspended inside as_call_on and resumed later. */
+static as_stack g_aux;
+static void *yield_inside(void *p)
+{
+    as_transfer *t = p;
+    *t = as_switch(t->ctx, (void *)1);
+    *t = as_switch(t->ctx, (void *)2);
+    return (void *)3;
+}
+
+static as_transfer call_on_then_yield(as_transfer t)
+{
+    void *r = as_call_on(&g_aux, yield_inside, &t);
+    return (as_transfer){ t.ctx, r };
+}
+
+Test(switch, switch_from_inside_call_on)
+{
+    as_stack s = new_stack(16 << 10);
+    g_aux = new_stack(16 << 10);
+    as_transfer t = as_switch(as_ctx_make(&s, call_on_then_yield), NULL);
+    cr_assert_eq((uintptr_t)t.data, 1);
+    t = as_switch(t.ctx, NULL);
+    cr_assert_eq((uintptr_t)t.data, 2);
+    t = as_switch(t.ctx, NULL);
+    cr_assert_null(t.ctx);
+    cr_assert_eq((uintptr_t)t.data, 3);
+    as_stack_free(&s);
+    as_stack_free(&g_aux);
+}
+
+/* ---- a context suspended on one thread resumes on another ---- */
+
+static void *resume_elsewhere(void *p)
+{
+    as_transfer *t = p;
+    *t = as_switch(t->ctx, (void *)10);
+    return NULL;
+}
+
+static as_transfer migrating(as_transfer t)
+{
+    intptr_t v = (intptr_t)t.data;
+    t = as_switch(t.ctx, (void *)(v + 1));
+    v = (intptr_t)t.data;
+    return (as_transfer){ t.ctx, (void *)(v + 1) };
+}
+
+Test(switch, context_migrates_between_threads)
+{
+    as_stack s = new_stack(16 << 10);
+    as_transfer t = as_switch(as_ctx_make(&s, migrating), (void *)1);
+    cr_assert_eq((intptr_t)t.data, 2);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, resume_elsewhere, &t), 0);
+    pthread_join(th, NULL);
+    cr_assert_null(t.ctx);
+    cr_assert_eq((intptr_t)t.data, 11);
+    as_stack_free(&s);
+}
+
+/* ---- bad arguments ---- */
+
+static as_transfer never_runs(as_transfer t) { return t; }
+
+Test(switch, bad_arguments)
+{
+    as_stack s = new_stack(16 << 10);
+    as_stack tiny = s;
+    tiny.lo = (char *)s.hi - 64;
+    cr_assert_null(as_ctx_make(NULL, never_runs));
+    cr_assert_null(as_ctx_make(&s, NULL));
+    cr_assert_null(as_ctx_make(&tiny, never_runs));
+    as_stack zero = {0};
+    cr_assert_null(as_ctx_make(&zero, never_runs));
+    cr_assert_null(as_call_on(NULL, ident, (void *)1));
+    cr_assert_null(as_call_on(&s, NULL, (void *)1));
+    as_stack_free(&s);
+}
