@@ -115,6 +115,10 @@ as__switch_pop:
     popq    %r8
     .cfi_adjust_cfa_offset -8
     .cfi_register %rip, %r8
+    /* Retire the frame: a context whose chain links to it (see the
+     * trampoline) compares this word with its cookie, so the link dies
+     * the moment this frame is resumed.  The slot is still ours. */
+    movq    $0, -8(%rsp)
     jmp     *%r8
 
 .Lload_mxcsr:
@@ -144,8 +148,13 @@ AS_FUNC_END(AS_SYM(switch))
  * just inside as__context_start, whose CFI marks the return address
  * undefined: unwinders (libunwind, gdb) take that as the outermost frame,
  * exactly as they do for _start or a new thread's first frame.
- * The cookie check stops the chain once the switcher has moved on: its
- * frame no longer holds the return address we saw when it switched to us.
+ * The cookie check stops the chain once the switcher has moved on: resuming
+ * a frame zeroes its rip slot (as__switch_pop), so the link is believed
+ * only while the switcher is still suspended in the frame it switched from
+ * (or suspended again at the very same place, which is just as true).
+ * Reading through a link whose stack was unmapped is the one case this
+ * cannot catch: free a switcher's stack only once contexts it started are
+ * done with or never unwound.
  *
  *   0x0f 28              DW_CFA_def_cfa_expression, 28 bytes:
  *   0x77 0x00            DW_OP_breg7 (rsp) 0          S
