@@ -6,6 +6,12 @@
 #include "internal.h"
 #include "arch/frame.h"
 
+#if defined(AS_ASAN) && AS_ASAN
+/* Under AddressSanitizer src/hosted/asan.c provides as_ctx_make around this. */
+AS_HIDDEN as_ctx as__raw_ctx_make(const as_stack *s, as_entry fn);
+# define as_ctx_make as__raw_ctx_make
+#endif
+
 as_ctx as_ctx_make(const as_stack *s, as_entry fn)
 {
     if (!s || !fn || !s->hi || !s->lo)

@@ -156,23 +156,41 @@ AS_FUNC_END(AS_SYM(switch))
  * cannot catch: free a switcher's stack only once contexts it started are
  * done with or never unwound.
  *
- *   0x0f 28              DW_CFA_def_cfa_expression, 28 bytes:
- *   0x77 0x00            DW_OP_breg7 (rsp) 0          S
- *   0x06                 DW_OP_deref                  L
- *   0x12 0x30 0x29       DW_OP_dup, lit0, eq          L, L==0
- *   0x28 0x10 0x00       DW_OP_bra +16 -> end         L
- *   0x12 0x23 0x38 0x06  DW_OP_dup, plus_uconst 56, deref   L, rip(L)
- *   0x77 0x08 0x06       DW_OP_breg7 8, deref         L, rip(L), cookie
- *   0x2e                 DW_OP_ne                     L, differ
- *   0x28 0x05 0x00       DW_OP_bra +5 -> end          L
- *   0x23 0x40            DW_OP_plus_uconst 64         L + 64
- *   0x2f 0x03 0x00       DW_OP_skip +3 -> done
- *   0x13 0x77 0x20       end: DW_OP_drop, breg7 32    S + 32
+ * The expression is written without branches or stack shuffling (dup,
+ * bra, skip, drop), as the arithmetic form
+ *
+ *     ok  = (L != 0) * (*(S + (L != 0) * (L + 56 - S)) == cookie)
+ *     CFA = S + 32 + ok * (L + 32 - S)
+ *
+ * because Valgrind's CFI reader knows only arithmetic, comparisons and
+ * deref, and aborts on anything else (3.19: an assertion in readdwarf.c),
+ * which would make every program linking the library unusable under it.
+ * When L == 0 the rip read goes to S itself, so nothing is dereferenced
+ * through a null link.
+ *
+ *   0x0f 40              DW_CFA_def_cfa_expression, 40 bytes:
+ *   0x77 0x20            DW_OP_breg7 (rsp) 32            S+32
+ *   0x77 0 0x06 0x30 0x2e  breg7 0, deref, lit0, ne     S+32, L!=0
+ *   0x77 0x00            DW_OP_breg7 0                   .., S
+ *   0x77 0 0x06 0x30 0x2e  breg7 0, deref, lit0, ne     .., S, L!=0
+ *   0x77 0 0x06 0x23 0x38 0x77 0 0x1c  L, +56, S, minus  .., S, L!=0, L+56-S
+ *   0x1e 0x22 0x06       DW_OP_mul, plus, deref          S+32, L!=0, rip(L)
+ *   0x77 0x08 0x06       DW_OP_breg7 8, deref            .., rip(L), cookie
+ *   0x29 0x1e            DW_OP_eq, mul                   S+32, ok
+ *   0x77 0 0x06 0x23 0x20 0x77 0 0x1c  L, +32, S, minus  S+32, ok, L+32-S
+ *   0x1e 0x22            DW_OP_mul, plus                 CFA
  */
 AS_FUNC_HIDDEN(as__trampoline)
-    .cfi_escape 0x0f, 28, 0x77, 0x00, 0x06, 0x12, 0x30, 0x29, 0x28, 0x10, 0x00, \
-                0x12, 0x23, 0x38, 0x06, 0x77, 0x08, 0x06, 0x2e, 0x28, 0x05, 0x00, \
-                0x23, 0x40, 0x2f, 0x03, 0x00, 0x13, 0x77, 0x20
+    .cfi_escape 0x0f, 40, 0x77, 0x20, \
+                0x77, 0x00, 0x06, 0x30, 0x2e, \
+                0x77, 0x00, \
+                0x77, 0x00, 0x06, 0x30, 0x2e, \
+                0x77, 0x00, 0x06, 0x23, 0x38, 0x77, 0x00, 0x1c, \
+                0x1e, 0x22, 0x06, \
+                0x77, 0x08, 0x06, \
+                0x29, 0x1e, \
+                0x77, 0x00, 0x06, 0x23, 0x20, 0x77, 0x00, 0x1c, \
+                0x1e, 0x22
     .cfi_offset %rip, AS_SW_RIP - AS_SW_SIZE
     .cfi_offset %rbp, AS_SW_RBP - AS_SW_SIZE
     .cfi_offset %rbx, AS_SW_RBX - AS_SW_SIZE

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src/hosted/asan.c - the switch primitives as AddressSanitizer needs them.
+ *
+ * ASan keeps, per thread, the bounds of the stack it believes is running and
+ * a "fake stack" (heap frames for use-after-return detection).  Moving the
+ * stack pointer behind its back breaks both, so every change of stack is
+ * bracketed:
+ *
+ *   __sanitizer_start_switch_fiber(&save, bottom, size)   just before: the
+ *        target's bounds; our fake stack goes into `save` (NULL: we leave
+ *        this stack for good and ASan frees its fake stack);
+ *   __sanitizer_finish_switch_fiber(save, &bottom, &size) just after, on the
+ *        new stack: restores the fake stack saved when it was left, and
+ *        tells us the bounds of the stack we came from.
+ *
+ * The first call needs the target's bounds, which a bare as_ctx (a saved
+ * stack pointer) does not have.  So with AS_ASAN the assembly entry points
+ * are as__raw_switch / as__raw_call_on / as__raw_ctx_make (src/arch/asm.h's
+ * AS_SYM, src/switch.c) and the public ones below wrap them; an as_ctx is
+ * then a pointer to a record on the suspended side's stack:
+ *
+ *     struct as_asan_rec    raw     the raw context (saved stack pointer)
+ *                           bottom  lowest address of the stack it runs on
+ *                           size    its size
+ *                           fn      fresh context: the user's entry
+ *                           to      while switching: the target's record
+ *                           data    while switching: the data word
+ *
+ *   - A suspended as_switch call holds its record as a local, `self`, and
+ *     passes &self as the raw switch's data word.  The resumed side fills
+ *     in self.raw (the raw transfer's ctx) and self.bottom/size (which
+ *     finish_switch_fiber reports as the stack we came from), and returns
+ *     {&self, self.data}.  That works for any stack, the thread's own
+ *     included, without knowing it in advance.
+ *   - A fresh context's record sits in the top AS_ASAN_TOP bytes of its
+ *     stack; the raw context, made just below it, runs asan_entry, which
+ *     finds the record through the switcher's `to` and calls rec->fn.
+ *   - A finishing context passes raw ctx NULL, with the target's own record
+ *     as the data word (its data field set to the data), and NULL as the
+ *     fake-stack save: nothing will come back to this stack.
+ *   - as_call_on brackets the raw call the same way; the function that runs
+ *     on the other stack reports the caller's bounds into a record on the
+ *     caller's stack and leaves its stack for good when fn returns.
+ *
+ * Functions that call start_switch_fiber with NULL must have no addressable
+ * locals: ASan frees the fake stack inside that call, and a fake frame of
+ * their own would be written in their epilogue.  Hence arrive() is noinline.
+ *
+ * New contexts start on stacks whose shadow may still carry poison from
+ * frames that never returned (a context abandoned mid-run, a reused
+ * stack), so as_ctx_make clears the shadow of the whole stack first.
+ *
+ * Without AS_ASAN (meson defines it for -Db_sanitize=address) this file is
+ * empty and the assembly provides the public names directly.
+ */
+#include "hosted.h"
+
+#if defined(AS_ASAN) && AS_ASAN
+
+#if defined(__has_feature)
+# if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
+#  define __SANITIZE_ADDRESS__ 1
+# endif
+#endif
+#if !defined(__SANITIZE_ADDRESS__)
+# error "AS_ASAN is set but this file is not compiled with -fsanitize=address"
+#endif
+
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+
+AS_HIDDEN as_transfer as__raw_switch(as_ctx to, void *data);
+AS_HIDDEN void *as__raw_call_on(const as_stack *s, void *(*fn)(void *), void *arg);
+AS_HIDDEN as_ctx as__raw_ctx_make(const as_stack *s, as_entry fn);
+
+struct as_asan_rec {
+    as_ctx               raw;
+    const void          *bottom;
+    size_t               size;
+    as_entry             fn;
+    struct as_asan_rec  *to;
+    void                *data;
+};
+
+/* Room for the fresh context's record at the top of its stack. */
+#define AS_ASAN_TOP 64
+_Static_assert(sizeof(struct as_asan_rec) <= AS_ASAN_TOP, "record too big");
+
+/* On the resumed side, right after a raw switch returned `raw`. */
+__attribute__((noinline))
+static as_transfer arrive(void *fake, as_transfer raw)
+{
+    const void *bottom;
+    size_t size;
+    __sanitizer_finish_switch_fiber(fake, &bottom, &size);
+    if (!raw.ctx) {                             /* the switcher finished */
+        struct as_asan_rec *me = raw.data;
+        return (as_transfer){ NULL, me->data };
+    }
+    struct as_asan_rec *from = raw.data;        /* the switcher's `self` */
+    from->raw = raw.ctx;
+    from->bottom = bottom;
+    from->size = size;
+    return (as_transfer){ (as_ctx)from, from->data };
+}
+
+as_transfer as_switch(as_ctx to, void *data)
+{
+    struct as_asan_rec *target = (struct as_asan_rec *)to;
+    struct as_asan_rec self = { .to = target, .data = data };
+    void *fake;
+    __sanitizer_start_switch_fiber(&fake, target->bottom, target->size);
+    as_transfer raw = as__raw_switch(target->raw, &self);
+    return arrive(fake, raw);
+}
+
+/* The raw entry of every context made under ASan. */
+static as_transfer asan_entry(as_transfer raw)
+{
+    struct as_asan_rec *me = raw.ctx ? ((struct as_asan_rec *)raw.data)->to
+                                     : (struct as_asan_rec *)raw.data;
+    as_entry fn = me->fn;
+    as_transfer r = fn(arrive(NULL, raw));
+    struct as_asan_rec *next = (struct as_asan_rec *)r.ctx;
+    next->data = r.data;
+    __sanitizer_start_switch_fiber(NULL, next->bottom, next->size);
+    return (as_transfer){ next->raw, next };
+}
+
+as_ctx as_ctx_make(const as_stack *s, as_entry fn)
+{
+    if (!s || !fn || !s->hi || !s->lo || s->hi < s->lo)
+        return NULL;
+    uintptr_t top = (uintptr_t)s->hi & ~(uintptr_t)15;
+    if (top - (uintptr_t)s->lo < AS_ASAN_TOP)
+        return NULL;
+    as_stack below = *s;
+    below.hi = (void *)(top - AS_ASAN_TOP);
+    as_ctx raw = as__raw_ctx_make(&below, asan_entry);
+    if (!raw)
+        return NULL;
+    __asan_unpoison_memory_region(s->lo, top - (uintptr_t)s->lo);
+    struct as_asan_rec *rec = (struct as_asan_rec *)below.hi;
+    *rec = (struct as_asan_rec){
+        .raw = raw,
+        .bottom = s->lo,
+        .size = top - (uintptr_t)s->lo,
+        .fn = fn,
+    };
+    return (as_ctx)rec;
+}
+
+struct as_asan_call {
+    void        *(*fn)(void *);
+    void        *arg;
+    const void  *bottom;                        /* the caller's stack */
+    size_t       size;
+};
+
+static void *asan_call(void *p)
+{
+    struct as_asan_call *c = p;
+    __sanitizer_finish_switch_fiber(NULL, &c->bottom, &c->size);
+    void *r = c->fn(c->arg);
+    __sanitizer_start_switch_fiber(NULL, c->bottom, c->size);
+    return r;
+}
+
+void *as_call_on(const as_stack *s, void *(*fn)(void *), void *arg)
+{
+    if (!s || !fn)
+        return NULL;
+    struct as_asan_call c = { .fn = fn, .arg = arg };
+    uintptr_t top = (uintptr_t)s->hi & ~(uintptr_t)15;
+    void *fake;
+    __sanitizer_start_switch_fiber(&fake, s->lo, top - (uintptr_t)s->lo);
+    void *r = as__raw_call_on(s, asan_call, &c);
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+    return r;
+}
+
+#endif /* AS_ASAN */
