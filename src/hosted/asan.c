@@ -43,9 +43,14 @@
  *     on the other stack reports the caller's bounds into a record on the
  *     caller's stack and leaves its stack for good when fn returns.
  *
- * Functions that call start_switch_fiber with NULL must have no addressable
- * locals: ASan frees the fake stack inside that call, and a fake frame of
- * their own would be written in their epilogue.  Hence arrive() is noinline.
+ * The functions here are not instrumented themselves (AS_NO_ASAN): between
+ * start_switch_fiber and finish_switch_fiber the thread has no fake stack,
+ * and an instrumented frame with addressable locals (`self`, the bounds
+ * finish_switch_fiber writes) would make ASan create a fresh one there,
+ * which finish_switch_fiber then drops; and start_switch_fiber(NULL, ...)
+ * frees the fake stack that such a frame of the caller would still be in.
+ * Left uninstrumented, their locals are plain stack words, and the records
+ * really live on the suspended side's stack as described above.
  *
  * New contexts start on stacks whose shadow may still carry poison from
  * frames that never returned (a context abandoned mid-run, a reused
@@ -74,6 +79,8 @@ AS_HIDDEN as_transfer as__raw_switch(as_ctx to, void *data);
 AS_HIDDEN void *as__raw_call_on(const as_stack *s, void *(*fn)(void *), void *arg);
 AS_HIDDEN as_ctx as__raw_ctx_make(const as_stack *s, as_entry fn);
 
+#define AS_NO_ASAN __attribute__((no_sanitize_address))
+
 struct as_asan_rec {
     as_ctx               raw;
     const void          *bottom;
@@ -88,7 +95,7 @@ struct as_asan_rec {
 _Static_assert(sizeof(struct as_asan_rec) <= AS_ASAN_TOP, "record too big");
 
 /* On the resumed side, right after a raw switch returned `raw`. */
-__attribute__((noinline))
+AS_NO_ASAN
 static as_transfer arrive(void *fake, as_transfer raw)
 {
     const void *bottom;
@@ -105,6 +112,7 @@ static as_transfer arrive(void *fake, as_transfer raw)
     return (as_transfer){ (as_ctx)from, from->data };
 }
 
+AS_NO_ASAN
 as_transfer as_switch(as_ctx to, void *data)
 {
     struct as_asan_rec *target = (struct as_asan_rec *)to;
@@ -116,6 +124,7 @@ as_transfer as_switch(as_ctx to, void *data)
 }
 
 /* The raw entry of every context made under ASan. */
+AS_NO_ASAN
 static as_transfer asan_entry(as_transfer raw)
 {
     struct as_asan_rec *me = raw.ctx ? ((struct as_asan_rec *)raw.data)->to
@@ -128,6 +137,7 @@ static as_transfer asan_entry(as_transfer raw)
     return (as_transfer){ next->raw, next };
 }
 
+AS_NO_ASAN
 as_ctx as_ctx_make(const as_stack *s, as_entry fn)
 {
     if (!s || !fn || !s->hi || !s->lo || s->hi < s->lo)
@@ -158,6 +168,7 @@ struct as_asan_call {
     size_t       size;
 };
 
+AS_NO_ASAN
 static void *asan_call(void *p)
 {
     struct as_asan_call *c = p;
@@ -167,6 +178,7 @@ static void *asan_call(void *p)
     return r;
 }
 
+AS_NO_ASAN
 void *as_call_on(const as_stack *s, void *(*fn)(void *), void *arg)
 {
     if (!s || !fn)

@@ -198,9 +198,14 @@ AS_FUNC_HIDDEN(as__trampoline)
     .cfi_offset %r13, AS_SW_R13 - AS_SW_SIZE
     .cfi_offset %r14, AS_SW_R14 - AS_SW_SIZE
     .cfi_offset %r15, AS_SW_R15 - AS_SW_SIZE
+    /* rax is NULL when the switcher was a finishing context (an entry
+     * returned a transfer to this fresh one): no link, no cookie. */
     movq    %rax, AS_TOP_LINK(%rsp)
+    xorl    %ecx, %ecx
+    testq   %rax, %rax
+    jz      1f
     movq    AS_SW_RIP(%rax), %rcx
-    movq    %rcx, AS_TOP_COOKIE(%rsp)
+1:  movq    %rcx, AS_TOP_COOKIE(%rsp)
     movq    %rax, %rdi              /* as_transfer t = {rax, rdx}        */
     movq    %rdx, %rsi
     call    *%rbx                   /* rsp is 16-byte aligned here       */
