@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src/arch/aarch64/layout.h - every byte offset the aarch64 assembly shares
+ * with C.  Included by the .S files and by the C sources; the C side checks
+ * each value against a struct with _Static_assert (src/arch/aarch64/frame.h).
+ *
+ * Switch frame: what as_switch stores, and what a saved as_ctx points at.
+ * The frame record (x29, lr) sits at the top, as rbp/rip do on x86_64, so
+ * both architectures share the top header below and its end frame.
+ *
+ *        +--------------------------+  ctx + 176 = the switcher's sp after
+ *        | lr (x30), plain          |  ctx + 168   as_switch returns (CFA)
+ *        | x29                      |  ctx + 160
+ *        | x28          | x27       |  ctx + 152 | 144
+ *        | x26          | x25       |  ctx + 136 | 128
+ *        | x24          | x23       |  ctx + 120 | 112
+ *        | x22          | x21       |  ctx + 104 |  96
+ *        | x20          | x19       |  ctx +  88 |  80
+ *        | d15          | d14       |  ctx +  72 |  64
+ *        | d13          | d12       |  ctx +  56 |  48
+ *        | d11          | d10       |  ctx +  40 |  32
+ *        | d9           | d8        |  ctx +  24 |  16
+ *        | lr, PAC-signed | FPCR    |  ctx +   8 |   0
+ *        +--------------------------+  <- ctx, 16-byte aligned
+ *
+ * lr is saved twice.  The copy at +8 is signed (paciasp with sp == ctx)
+ * and is the one the switch returns through, after autiasp with sp == ctx
+ * again: a frame is resumed only at the address it was written, so each
+ * frame is checked against the very sp it was signed with.  The plain copy
+ * at +168 is for unwinders and for the trampoline's cookie; the CFI
+ * describes it, and so never needs DW_CFA_AARCH64_negate_ra_state, which
+ * Debian 12's libunwind (1.6.2) rejects, ending every backtrace there.
+ * Corrupting the plain copy can mislead a backtrace, never a return.
+ *
+ * Fresh context: as_ctx_make writes a switch frame whose lr is the entry
+ * trampoline, below a 32-byte header at the top of the stack.
+ *
+ *        +--------------------------+  top (s->hi aligned down to 16)
+ *        | as__context_start + 4    |  S + 24  } the chain's end: a frame
+ *        | 0                        |  S + 16  } whose caller has lr undefined
+ *        | cookie                   |  S +  8  plain lr found in the link's frame
+ *        | link                     |  S +  0  the first switcher's ctx
+ *        +--------------------------+  <- S = top - 32 = sp in the trampoline
+ *        | switch frame             |  x19 = entry fn, x29 = 0,
+ *        |   lr = as__trampoline    |  FPCR 0 (round to nearest, no traps),
+ *        |                          |  signed copy made with modifier ctx
+ *        +--------------------------+  <- ctx = S - 176
+ */
+#ifndef ALTSTACK_SRC_ARCH_AARCH64_LAYOUT_H
+#define ALTSTACK_SRC_ARCH_AARCH64_LAYOUT_H
+
+#define AS_SW_FPCR       0
+#define AS_SW_LR_PAC     8      /* lr signed with modifier ctx */
+#define AS_SW_D8        16      /* d8..d15 at +16 .. +72, in pairs */
+#define AS_SW_D10       32
+#define AS_SW_D12       48
+#define AS_SW_D14       64
+#define AS_SW_X19       80      /* x19..x28 at +80 .. +152, in pairs */
+#define AS_SW_X21       96
+#define AS_SW_X23      112
+#define AS_SW_X25      128
+#define AS_SW_X27      144
+#define AS_SW_FP       160      /* x29 */
+#define AS_SW_LR       168      /* x30 */
+#define AS_SW_SIZE     176
+
+/* as_stack (include/altstack/stack.h) */
+#define AS_STACK_HI      8
+
+#define AS_TOP_LINK      0
+#define AS_TOP_COOKIE    8
+#define AS_TOP_END_FP   16
+#define AS_TOP_END_LR   24
+#define AS_TOP_SIZE     32
+
+/* FPCR of a fresh context: what Linux gives a new process (round to
+ * nearest, every exception untrapped, no flush-to-zero). */
+#define AS_FPCR_DEFAULT  0
+
+#endif
