@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * examples/kernel/aarch64/arch.c - PL011 UART, GICv2, the EL1 virtual
+ * timer, PSCI (CPU_ON, SYSTEM_OFF) and semihosting exit, on QEMU's virt
+ * machine.
+ */
+#include "kernel.h"
+
+#define UART_BASE   0x09000000ul
+#define UART_DR     0x000
+#define UART_FR     0x018
+#define UART_TXFF   (1u << 5)
+#define GICD_BASE   0x08000000ul
+#define GICC_BASE   0x08010000ul
+#define GICD_CTLR   0x000
+#define GICD_ISENABLER0 0x100
+#define GICC_CTLR   0x000
+#define GICC_PMR    0x004
+#define GICC_IAR    0x00c
+#define GICC_EOIR   0x010
+#define TIMER_INTID 27                 /* EL1 virtual timer, PPI 11 */
+#define PSCI_CPU_ON     0xc4000003ul
+#define PSCI_SYSTEM_OFF 0x84000008ul
+
+#define ESR_EC_SVC64 0x15
+
+void secondary_entry(void);
+void arch_boot_bsp(void), arch_boot_ap(void);
+void a64_sync(as_el1_frame *f);
+void a64_irq(as_el1_frame *f);
+__attribute__((noreturn)) void a64_bad(as_el1_frame *f, unsigned long vector);
+
+#define SYSREG_READ(name) ({ uint64_t v_; __asm__ volatile("mrs %0, " #name : "=r"(v_)); v_; })
+#define SYSREG_WRITE(name, v) __asm__ volatile("msr " #name ", %0" : : "r"((uint64_t)(v)) : "memory")
+
+static inline void mmio_w(uintptr_t a, uint32_t v)
+{
+    *(volatile uint32_t *)a = v;
+}
+
+static inline uint32_t mmio_r(uintptr_t a)
+{
+    return *(volatile uint32_t *)a;
+}
+
+void arch_putc(char c)
+{
+    while (mmio_r(UART_BASE + UART_FR) & UART_TXFF)
+        ;
+    mmio_w(UART_BASE + UART_DR, (uint8_t)c);
+}
+
+static unsigned long psci(unsigned long fn, unsigned long a, unsigned long b, unsigned long c)
+{
+    register unsigned long x0 __asm__("x0") = fn;
+    register unsigned long x1 __asm__("x1") = a;
+    register unsigned long x2 __asm__("x2") = b;
+    register unsigned long x3 __asm__("x3") = c;
+    __asm__ volatile("hvc #0" : "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3) : : "memory");
+    return x0;
+}
+
+/* Semihosting SYS_EXIT with ADP_Stopped_ApplicationExit: QEMU (run with
+ * -semihosting) exits with the given status.  Without semihosting the hlt
+ * traps; PSCI SYSTEM_OFF is the fallback, and the printed verdict still
+ * says how the run went. */
+void arch_exit(bool pass)
+{
+    static uint64_t block[2];
+    block[0] = 0x20026;
+    block[1] = pass ? 0 : 1;
+    register uint64_t x0 __asm__("x0") = 0x18;
+    register uint64_t x1 __asm__("x1") = (uintptr_t)block;
+    __asm__ volatile("hlt #0xf000" : "+r"(x0) : "r"(x1) : "memory");
+    psci(PSCI_SYSTEM_OFF, 0, 0, 0);
+    for (;;)
+        __asm__ volatile("wfi");
+}
+
+void arch_irq_enable(void)
+{
+    __asm__ volatile("msr daifclr, #2" : : : "memory");
+}
+
+void arch_irq_disable(void)
+{
+    __asm__ volatile("msr daifset, #2" : : : "memory");
+}
+
+/* --- per-CPU setup ---------------------------------------------------------- */
+
+void arch_cpu_init(struct cpu *c)
+{
+    as_percpu_set(c);                                  /* TPIDR_EL1 = c */
+    as_el1_stacks_set(c->arch.exc, AS_EL1_STACK_HALF); /* SP_EL0, aux stack */
+    mmio_w(GICD_BASE + GICD_ISENABLER0, 1u << TIMER_INTID);   /* banked per CPU */
+    mmio_w(GICC_BASE + GICC_PMR, 0xff);
+    mmio_w(GICC_BASE + GICC_CTLR, 1);
+}
+
+void arch_boot_bsp(void)
+{
+    mmio_w(GICD_BASE + GICD_CTLR, 1);
+    cpus[0].idx = 0;
+    arch_cpu_init(&cpus[0]);
+    kmain();
+}
+
+static char ap_stack[NCPU][16384] __attribute__((aligned(16)));
+static volatile unsigned ap_idx;
+
+void arch_boot_ap(void)
+{
+    struct cpu *c = &cpus[ap_idx];
+    c->idx = ap_idx;
+    arch_cpu_init(c);
+    kmain_ap();
+}
+
+/* QEMU's virt machine numbers the cores' MPIDR affinity 0 .. n-1.  The
+ * context value reaches the new CPU in x0, with its MMU still off: passing
+ * the stack in a register avoids reading memory the caches may hold. */
+void arch_start_cpu(unsigned idx)
+{
+    ap_idx = idx;
+    unsigned long r = psci(PSCI_CPU_ON, idx, (uintptr_t)secondary_entry,
+                           (uintptr_t)(ap_stack[idx] + sizeof ap_stack[idx]));
+    if (r)
+        kprintf("psci CPU_ON(%u) failed: %ld\n", idx, (long)r);
+}
+
+/* --- timer ------------------------------------------------------------------- */
+
+static uint64_t tick_period;
+
+void arch_timer_start(void)
+{
+    tick_period = SYSREG_READ(cntfrq_el0) / 1000;      /* 1 ms */
+    SYSREG_WRITE(cntv_tval_el0, tick_period);
+    SYSREG_WRITE(cntv_ctl_el0, 1);                     /* enabled, unmasked */
+}
+
+void arch_timer_stop(void)
+{
+    SYSREG_WRITE(cntv_ctl_el0, 2);                     /* masked */
+}
+
+void a64_irq(as_el1_frame *f)
+{
+    uint32_t iar = mmio_r(GICC_BASE + GICC_IAR);
+    uint32_t id = iar & 0x3ff;
+    if (id == 1023)
+        return;                                        /* spurious */
+    if (id == TIMER_INTID)
+        SYSREG_WRITE(cntv_tval_el0, tick_period);
+    mmio_w(GICC_BASE + GICC_EOIR, iar);
+    if (id == TIMER_INTID)
+        ktick(f);
+}
+
+/* --- synchronous exceptions: svc is the system call ---------------------------- */
+
+void a64_sync(as_el1_frame *f)
+{
+    uint64_t esr = SYSREG_READ(esr_el1);
+    if (esr >> 26 == ESR_EC_SVC64) {
+        f->x[0] = (uint64_t)ksyscall((long)f->x[8], (long)f->x[0], (long)f->x[1], f->sp);
+        return;                                        /* ELR is past the svc */
+    }
+    a64_bad(f, 100);
+}
+
+void a64_bad(as_el1_frame *f, unsigned long vector)
+{
+    kprintf("FAIL exception (vector %lu) esr %lx far %lx elr %lx sp %lx\n", vector,
+            (unsigned long)SYSREG_READ(esr_el1), (unsigned long)SYSREG_READ(far_el1),
+            (unsigned long)f->pc, (unsigned long)f->sp);
+    arch_exit(false);
+}
+
+/* --- system call ------------------------------------------------------------------ */
+
+long arch_syscall(long nr, long a0, long a1)
+{
+    register long x8 __asm__("x8") = nr;
+    register long x0 __asm__("x0") = a0;
+    register long x1 __asm__("x1") = a1;
+    __asm__ volatile("svc #0" : "+r"(x0), "+r"(x1) : "r"(x8) : "memory");
+    return x0;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* examples/kernel/aarch64/arch.h - the aarch64 half of kernel.h. */
+#ifndef ARCH_H
+#define ARCH_H
+
+#include <altstack/arch/aarch64/entry.h>
+
+/* The interrupt frame is the library's exception frame. */
+#define arch_frame as_el1_frame
+
+_Static_assert(AS_EL1_STACK_HALF == AUX_STACK_SIZE && AS_EL1_STACK_HALF == IRQ_STACK_SIZE,
+               "each half of the exception stacks is one of the two stacks");
+
+struct arch_cpu {
+    /* IRQ half, then the trap half (this CPU's aux stack); SP_EL0 = middle. */
+    char exc[2 * AS_EL1_STACK_HALF] __attribute__((aligned(16)));
+};
+
+static inline unsigned long arch_irq_save(void)
+{
+    unsigned long f;
+    __asm__ volatile("mrs %0, daif; msr daifset, #2" : "=r"(f) : : "memory");
+    return f;
+}
+
+static inline void arch_irq_restore(unsigned long f)
+{
+    __asm__ volatile("msr daif, %0" : : "r"(f) : "memory");
+}
+
+static inline void arch_relax(void)
+{
+    __asm__ volatile("yield" : : : "memory");
+}
+
+#endif

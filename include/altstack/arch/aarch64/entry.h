@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * altstack/arch/aarch64/entry.h - EL1 exception entry onto per-CPU exception
+ * stacks, for aarch64 kernels (freestanding builds).  Assembler macros for
+ * a kernel's vector table, plus the frame's C view.
+ *
+ * The model (Unikraft's): kernel code and its contexts run at EL1 with
+ * SPSel = 1, each on its own stack (SP_EL1).  SP_EL0, which no EL1 code
+ * then uses, permanently holds the middle of this CPU's double-size
+ * exception stack buffer; TPIDR_EL1 holds the CPU's as_percpu record.
+ *
+ *   buf + 2*half  +----------------------+  trap top: synchronous
+ *                 |  trap half           |  exceptions, svc, and the aux
+ *                 |  (= the aux stack)   |  stack (as_call_on_aux)
+ *   buf + half    +----------------------+  <- SP_EL0, the middle
+ *                 |  guard (optional)    |  AS_EL1_STACK_GUARD bytes the
+ *                 +----------------------+  kernel may leave unmapped
+ *                 |  IRQ half            |  IRQ / FIQ / SError
+ *   buf           +----------------------+
+ *
+ * as_el1_stacks_set(buf, half) (altstack/percpu.h) sets it up.  Entry from
+ * EL1h needs no free register and never touches the interrupted stack:
+ * its first instruction, `msr spsel, #0`, makes sp the middle; a trap entry
+ * then moves up by `half`, an IRQ entry down by the guard.  So an
+ * interrupt that arrives while code runs on the aux stack (the trap half)
+ * lands in the IRQ half, and the two never share memory.
+ *
+ * While a handler runs, SPSel = 0 and sp is SP_EL0 itself.  An exception
+ * taken then arrives in the "current EL with SP_EL0" vectors, whose entry
+ * (kind `nested`) simply continues below the handler's sp.  The exit
+ * returns SP_EL0 to the middle, so the invariant "SP_EL0 is the middle
+ * whenever SPSel = 1" holds at every EL1h instruction.
+ *
+ * Vector table sketch (each entry is 0x80 bytes; branch out if larger):
+ *
+ *     .balign 2048
+ *   vectors:                                   // VBAR_EL1
+ *     .balign 0x80; AS_EL1_ENTRY nested; bl sync_handler; AS_EL1_EXIT nested
+ *     .balign 0x80; AS_EL1_ENTRY nested; bl irq_handler;  AS_EL1_EXIT nested
+ *     ...                                      // FIQ, SError
+ *     .balign 0x80; AS_EL1_ENTRY trap;   bl sync_handler; AS_EL1_EXIT trap
+ *     .balign 0x80; AS_EL1_ENTRY irq;    bl irq_handler;  AS_EL1_EXIT irq
+ *     ...                                      // lower EL: the kernel's own
+ *
+ * The handler gets x0 = the frame (struct as_el1_frame below) and may
+ * rewrite it: AS_EL1_EXIT resumes whatever state the frame then holds,
+ * including another context's sp, pc and pstate (the eret path of a
+ * preemptive scheduler).  For `nested` frames the stack pointer field is
+ * informational: the exit returns to the handler's own stack.
+ *
+ * EL0 tasks use SP_EL0 as their stack, so a kernel that has them saves and
+ * restores the user's SP_EL0 in its lower-EL vectors and enters those on
+ * its own kernel stacks; these macros cover entries from EL1.
+ *
+ * CFI.  The macros emit none: an entry point is an outermost frame.
+ */
+#ifndef ALTSTACK_ARCH_AARCH64_ENTRY_H
+#define ALTSTACK_ARCH_AARCH64_ENTRY_H
+
+#include "../../percpu.h"
+
+/* Size of each half of the exception stack buffer (a multiple of 4096, at
+ * most 16 MiB), and the guard kept below the middle for the IRQ half.
+ * Override with -D; as_el1_stacks_set must be given the same half. */
+#ifndef AS_EL1_STACK_HALF
+# define AS_EL1_STACK_HALF 16384
+#endif
+#ifndef AS_EL1_STACK_GUARD
+# define AS_EL1_STACK_GUARD 0
+#endif
+
+/*
+ * Exception frame (struct as_el1_frame), at sp after AS_EL1_ENTRY:
+ *
+ *   +---------------+ frame + 272 (16-byte aligned, like the frame)
+ *   | SPSR_EL1      | +264   pstate to return with
+ *   | ELR_EL1       | +256   pc to return to
+ *   | sp            | +248   the interrupted SP_EL1 (nested: SP_EL0)
+ *   | x30           | +240
+ *   | x28 | x29     | +224
+ *   | ...           |        x2 .. x27 in pairs
+ *   | x0  | x1      | +0
+ *   +---------------+ frame = sp = x0 for the handler
+ */
+#define AS_EF_X0      0       /* x0 .. x29 in pairs at 8 * n  */
+#define AS_EF_X30   240
+#define AS_EF_SP    248       /* the interrupted SP_EL1 (SP_EL0 for nested) */
+#define AS_EF_PC    256       /* ELR_EL1                       */
+#define AS_EF_PSTATE 264      /* SPSR_EL1                      */
+#define AS_EF_SIZE  272
+
+#ifdef __ASSEMBLER__
+
+/*
+ * AS_EL1_ENTRY kind - the first instructions of a vector entry.
+ *   kind = irq     from EL1h: the IRQ half (below the middle and guard)
+ *          trap    from EL1h: the trap half (top of the buffer)
+ *          nested  from EL1t (a handler was running): below its sp
+ *   on exit: SPSel = 0, sp = x0 = the frame, every GPR saved in it, and
+ *            the interrupted sp, ELR_EL1 and SPSR_EL1 too.  x1, x2 hold
+ *            copies of pc and pstate; x3-x30 are as interrupted.
+ * The EL1h-only `msr spsel, #1; mov x2, sp; msr spsel, #0` reads SP_EL1,
+ * which EL1 cannot name directly (mrs sp_el1 is an EL2 register access).
+ * Interrupts are masked (PSTATE.I was set by the exception), so nothing
+ * runs on either stack meanwhile.
+ */
+.macro AS_EL1_ENTRY kind
+    msr     spsel, #0
+    .ifc \kind, trap
+    add     sp, sp, #AS_EL1_STACK_HALF
+    .endif
+    .ifc \kind, irq
+    .if AS_EL1_STACK_GUARD
+    sub     sp, sp, #AS_EL1_STACK_GUARD
+    .endif
+    .endif
+    sub     sp, sp, #AS_EF_SIZE
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    .ifc \kind, nested
+    add     x2, sp, #AS_EF_SIZE
+    .else
+    msr     spsel, #1
+    mov     x2, sp
+    msr     spsel, #0
+    .endif
+    stp     x30, x2, [sp, #AS_EF_X30]
+    mrs     x1, elr_el1
+    mrs     x2, spsr_el1
+    stp     x1, x2, [sp, #AS_EF_PC]
+    mov     x0, sp
+.endm
+
+/*
+ * AS_EL1_EXIT kind - resume the state in the frame at sp (same kind as the
+ * entry).  For irq and trap, the frame's sp becomes SP_EL1 and SP_EL0
+ * returns to the middle; then eret to the frame's pc with its pstate.
+ */
+.macro AS_EL1_EXIT kind
+    ldp     x0, x1, [sp, #AS_EF_PC]
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    .ifnc \kind, nested
+    ldr     x0, [sp, #AS_EF_SP]
+    msr     spsel, #1
+    mov     sp, x0
+    msr     spsel, #0
+    .endif
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldr     x30, [sp, #AS_EF_X30]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #AS_EF_SIZE
+    .ifc \kind, trap
+    sub     sp, sp, #AS_EL1_STACK_HALF
+    .endif
+    .ifc \kind, irq
+    .if AS_EL1_STACK_GUARD
+    add     sp, sp, #AS_EL1_STACK_GUARD
+    .endif
+    .endif
+    eret
+.endm
+
+#else /* C */
+
+#include <stdint.h>
+
+/* The C view of the frame AS_EL1_ENTRY builds. */
+typedef struct as_el1_frame {
+    uint64_t x[31];         /* x0 .. x30                             */
+    uint64_t sp;            /* interrupted stack pointer             */
+    uint64_t pc;            /* ELR_EL1: where to resume              */
+    uint64_t pstate;        /* SPSR_EL1                              */
+} as_el1_frame;
+
+#ifndef __cplusplus
+_Static_assert(sizeof(as_el1_frame) == AS_EF_SIZE, "as_el1_frame layout");
+_Static_assert(__builtin_offsetof(as_el1_frame, x[30]) == AS_EF_X30, "as_el1_frame layout");
+_Static_assert(__builtin_offsetof(as_el1_frame, sp) == AS_EF_SP, "as_el1_frame layout");
+_Static_assert(__builtin_offsetof(as_el1_frame, pc) == AS_EF_PC, "as_el1_frame layout");
+_Static_assert(__builtin_offsetof(as_el1_frame, pstate) == AS_EF_PSTATE, "as_el1_frame layout");
+#endif
+
+#endif /* __ASSEMBLER__ */
+
+#endif /* ALTSTACK_ARCH_AARCH64_ENTRY_H */
