@@ -1,0 +1,657 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_share.c - isolation domains and shareable stacks (hosted).
+ *
+ * Accesses are probed with tiny load/store functions; a SIGSEGV inside
+ * them is turned into a return value by moving the PC of the interrupted
+ * state to a landing pad, and the handler returns normally.  Returning
+ * through rt_sigreturn (rather than siglongjmp) matters for the "pkeys"
+ * back-end: the kernel runs handlers with its default PKRU and only
+ * sigreturn restores the thread's own.
+ *
+ * Every isolation test body runs once per back-end: "mprotect", "hook"
+ * (a test hook that calls mprotect, so faults prove the regions and rights
+ * the hook receives), and "pkeys" (skipped with the reason where the CPU or
+ * kernel has no protection keys).  Criterion runs each test in its own
+ * process, so each starts with no managed stacks.
+ */
+#include <criterion/criterion.h>
+#include <altstack.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+/* ---- probes ---------------------------------------------------------------- */
+
+/* int probe_load(const void *p), probe_store(void *p): 0, or 1 if faulted.
+ * probe_store rewrites the byte it read, so probing live memory is harmless. */
+int probe_load(const void *p);
+int probe_store(void *p);
+extern char probe_begin[], probe_end[], probe_pad[];
+
+#if defined(__x86_64__)
+__asm__(".text\n"
+        ".globl probe_load, probe_store\n"
+        "probe_begin:\n"
+        "probe_load:\n"
+        "    endbr64\n"
+        "    movb (%rdi), %al\n"
+        "    xorl %eax, %eax\n"
+        "    ret\n"
+        "probe_store:\n"
+        "    endbr64\n"
+        "    movb (%rdi), %al\n"
+        "    movb %al, (%rdi)\n"
+        "    xorl %eax, %eax\n"
+        "    ret\n"
+        "probe_pad:\n"
+        "    movl $1, %eax\n"
+        "    ret\n"
+        "probe_end:\n");
+#define UC_PC(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
+#elif defined(__aarch64__)
+__asm__(".text\n"
+        ".globl probe_load, probe_store\n"
+        "probe_begin:\n"
+        "probe_load:\n"
+        "    hint #34\n"                /* bti c */
+        "    ldrb w1, [x0]\n"
+        "    mov w0, #0\n"
+        "    ret\n"
+        "probe_store:\n"
+        "    hint #34\n"
+        "    ldrb w1, [x0]\n"
+        "    strb w1, [x0]\n"
+        "    mov w0, #0\n"
+        "    ret\n"
+        "probe_pad:\n"
+        "    mov w0, #1\n"
+        "    ret\n"
+        "probe_end:\n");
+#define UC_PC(uc) ((uc)->uc_mcontext.pc)
+#endif
+
+static void on_segv(int sig, siginfo_t *si, void *ctx)
+{
+    (void)si;
+    ucontext_t *uc = ctx;
+    uintptr_t pc = (uintptr_t)UC_PC(uc);
+    if (pc >= (uintptr_t)probe_begin && pc < (uintptr_t)probe_end) {
+        UC_PC(uc) = (uintptr_t)probe_pad;
+        return;
+    }
+    signal(sig, SIG_DFL);           /* a real crash: let it happen */
+}
+
+static void probes_init(void)
+{
+    static char altstack[64 << 10];  /* not a managed stack */
+    stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack };
+    cr_assert_eq(sigaltstack(&ss, NULL), 0);
+    struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK };
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGSEGV, &sa, NULL), 0);
+    cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
+}
+
+/* What the calling thread may do at p: AS_PROT_NONE, _READ or _RW. */
+static int access_of(void *p)
+{
+    if (probe_load(p))
+        return AS_PROT_NONE;
+    return probe_store(p) ? AS_PROT_READ : AS_PROT_RW;
+}
+
+/* The first and last bytes of a stack's usable range. */
+static int access_stack(const as_stack *s)
+{
+    int a = access_of(s->lo), b = access_of((char *)s->hi - 1);
+    return a == b ? a : -1;
+}
+
+/* ---- back-ends ------------------------------------------------------------- */
+
+static unsigned hook_calls;
+
+static int mprotect_hook(void *arg, const as_domain_region *r, size_t n)
+{
+    (void)arg;
+    hook_calls++;
+    for (size_t i = 0; i < n; i++) {
+        int p = r[i].prot == AS_PROT_NONE ? PROT_NONE
+              : r[i].prot == AS_PROT_READ ? PROT_READ : PROT_READ | PROT_WRITE;
+        if (mprotect(r[i].lo, (size_t)((char *)r[i].hi - (char *)r[i].lo), p) != 0)
+            return -errno;
+    }
+    return 0;
+}
+
+static void use_backend(const char *name)
+{
+    probes_init();
+    if (strcmp(name, "hook") == 0) {
+        cr_assert_eq(as_domain_set_hook(mprotect_hook, NULL), 0);
+    } else if (strcmp(name, "pkeys") == 0 && !as_domain_pkeys_supported()) {
+        cr_skip_test("no memory protection keys here (CPU without PKU/OSPKE, "
+                     "kernel without pkey_alloc, or not x86_64)");
+    } else {
+        cr_assert_eq(as_domain_set_backend(name), 0);
+    }
+    cr_assert_str_eq(as_domain_backend(), name);
+}
+
+/* Each body runs as three tests, one per back-end. */
+#define BACKEND_TEST(body)                                                 \
+    static void body(void);                                               \
+    Test(share_mprotect, body) { use_backend("mprotect"); body(); }       \
+    Test(share_hook, body) { use_backend("hook"); body(); }               \
+    Test(share_pkeys, body) { use_backend("pkeys"); body(); }             \
+    static void body(void)
+
+static as_stack new_stack(size_t size)
+{
+    as_stack s;
+    cr_assert_eq(as_stack_alloc(&s, size), 0);
+    return s;
+}
+
+/* ---- one domain, grants and revokes ---------------------------------------- */
+
+static int global_word = 7;
+
+BACKEND_TEST(grant_read_write_revoke)
+{
+    as_stack a = new_stack(64 << 10), b = new_stack(64 << 10), u = new_stack(16 << 10);
+    as_domain da, db;
+    char *heap = malloc(4096);
+    cr_assert_eq(as_domain_init(&da, &a), 0);
+    cr_assert_eq(as_domain_init(&db, &b), 0);
+    /* Managed but no domain entered yet: everything is still accessible. */
+    cr_assert_eq(access_stack(&b), AS_PROT_RW);
+
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(as_domain_current(), &da);
+    cr_assert_eq(access_stack(&a), AS_PROT_RW, "own stack");
+    cr_assert_eq(access_stack(&b), AS_PROT_NONE, "another managed stack");
+    cr_assert_eq(access_stack(&u), AS_PROT_RW, "a stack no domain manages");
+    cr_assert_eq(access_of(heap), AS_PROT_RW);
+    cr_assert_eq(access_of(&global_word), AS_PROT_RW);
+
+    cr_assert_eq(as_domain_grant(&da, &b, AS_PROT_READ), 0);
+    cr_assert_eq(access_stack(&b), AS_PROT_NONE, "grants apply at the next entry");
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(access_stack(&b), AS_PROT_READ);
+
+    cr_assert_eq(as_domain_grant(&da, &b, AS_PROT_READ | AS_PROT_WRITE), 0);
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(access_stack(&b), AS_PROT_RW);
+
+    cr_assert_eq(as_domain_revoke(&da, &b), 0);
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(access_stack(&b), AS_PROT_NONE);
+
+    /* AS_PROT_WRITE alone means read-write; AS_PROT_NONE revokes. */
+    cr_assert_eq(as_domain_grant(&da, &b, AS_PROT_WRITE), 0);
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(access_stack(&b), AS_PROT_RW);
+    cr_assert_eq(as_domain_grant(&da, &b, AS_PROT_NONE), 0);
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(access_stack(&b), AS_PROT_NONE);
+
+    /* The other domain: the mirror image. */
+    cr_assert_eq(as_domain_enter(&db), 0);
+    cr_assert_eq(access_stack(&a), AS_PROT_NONE);
+    cr_assert_eq(access_stack(&b), AS_PROT_RW);
+
+    /* Granting a stack no domain manages is allowed and changes nothing. */
+    cr_assert_eq(as_domain_grant(&db, &u, AS_PROT_READ), 0);
+    cr_assert_eq(as_domain_enter(&db), 0);
+    cr_assert_eq(access_stack(&u), AS_PROT_RW);
+
+    /* Leaving: every managed stack is ordinary memory again. */
+    cr_assert_eq(as_domain_leave(), 0);
+    cr_assert_null(as_domain_current());
+    cr_assert_eq(access_stack(&a), AS_PROT_RW);
+    cr_assert_eq(access_stack(&b), AS_PROT_RW);
+    cr_assert_eq(as_domain_fini(&da), 0);
+    cr_assert_eq(as_domain_fini(&db), 0);
+    as_stack_free(&a);
+    as_stack_free(&b);
+    as_stack_free(&u);
+    free(heap);
+}
+
+BACKEND_TEST(fini_restores_and_refuses_current)
+{
+    as_stack a = new_stack(16 << 10), b = new_stack(16 << 10);
+    as_domain da, db;
+    cr_assert_eq(as_domain_init(&da, &a), 0);
+    cr_assert_eq(as_domain_init(&db, &b), 0);
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(as_domain_fini(&da), -EBUSY, "the current domain");
+    cr_assert_eq(access_stack(&b), AS_PROT_NONE);
+    cr_assert_eq(as_domain_fini(&db), 0);
+    cr_assert_eq(access_stack(&b), AS_PROT_RW, "unmanaged again");
+    cr_assert_eq(as_domain_fini(&db), -EINVAL, "twice");
+    /* A grant on b went dormant; it revives when b is managed again. */
+    cr_assert_eq(as_domain_grant(&da, &b, AS_PROT_READ), 0);
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(access_stack(&b), AS_PROT_RW);
+    cr_assert_eq(as_domain_init(&db, &b), 0);
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(access_stack(&b), AS_PROT_READ);
+    cr_assert_eq(as_domain_leave(), 0);
+    cr_assert_eq(as_domain_fini(&da), 0);
+    cr_assert_eq(as_domain_fini(&db), 0);
+    as_stack_free(&a);
+    as_stack_free(&b);
+}
+
+/* ---- a fiber in a domain: its own stack works, others do not --------------- */
+
+static as_stack g_a, g_b;
+
+static unsigned deep(unsigned n)
+{
+    volatile char pad[512];
+    pad[0] = (char)n;
+    return n ? deep(n - 1) + (unsigned char)pad[0] : 0;
+}
+
+static as_transfer confined(as_transfer t)
+{
+    int *res = t.data;
+    res[0] = (int)deep(64);             /* ~40 KiB of its own stack */
+    res[1] = access_stack(&g_b);
+    res[2] = access_of(res);             /* the caller's (unmanaged) stack */
+    res[3] = as_domain_current() == NULL ? -1 : 0;
+    return (as_transfer){ t.ctx, NULL };
+}
+
+BACKEND_TEST(fiber_own_stack_always_works)
+{
+    g_a = new_stack(128 << 10);
+    g_b = new_stack(64 << 10);
+    as_domain da, db;
+    cr_assert_eq(as_domain_init(&da, &g_a), 0);
+    cr_assert_eq(as_domain_init(&db, &g_b), 0);
+    int res[4] = { -9, -9, -9, -9 };
+    as_transfer t = as_switch_domain(as_domain_ctx_make(&da, confined), &da, res);
+    cr_assert_null(t.ctx);
+    cr_assert_eq(res[0], 64 * 65 / 2, "deep recursion on its own stack");
+    cr_assert_eq(res[1], AS_PROT_NONE, "another managed stack");
+    cr_assert_eq(res[2], AS_PROT_RW, "the unmanaged caller stack");
+    cr_assert_eq(res[3], 0, "the fiber runs in its domain");
+    cr_assert_eq(as_domain_enter(&db), 0);
+    cr_assert_eq(access_stack(&g_a), AS_PROT_NONE);
+    cr_assert_eq(as_domain_leave(), 0);
+    cr_assert_eq(as_domain_fini(&da), 0);
+    cr_assert_eq(as_domain_fini(&db), 0);
+    as_stack_free(&g_a);
+    as_stack_free(&g_b);
+}
+
+/* ---- 16 fibers switching among themselves with random grants --------------- */
+
+#define NF 16
+static as_stack fst[NF];
+static as_domain fdm[NF];
+static as_ctx fctx[NF + 1];             /* [NF]: the main context */
+static int rights[NF][NF];
+static uint64_t rng_state;
+static long budget;
+static unsigned long probes, mismatches, wrong_domain;
+
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* me: a fiber's index, or NF for main (outside every domain). */
+static void check_all(int me)
+{
+    for (int j = 0; j < NF; j++) {
+        int want = me == NF ? AS_PROT_NONE : j == me ? AS_PROT_RW : rights[me][j];
+        probes++;
+        if (access_stack(&fst[j]) != want)
+            mismatches++;
+    }
+}
+
+static void randomize_rights(void)
+{
+    static const int choice[4] = { AS_PROT_NONE, AS_PROT_NONE, AS_PROT_READ, AS_PROT_RW };
+    for (int i = 0; i < NF; i++) {
+        int granted = 0;
+        for (int j = 0; j < NF; j++) {
+            if (i == j)
+                continue;
+            /* At most 12 grants: with its own stack and the switcher's,
+             * a domain then needs 14 keys, within the 15 "pkeys" has. */
+            rights[i][j] = granted < 12 ? choice[rnd() % 4] : AS_PROT_NONE;
+            granted += rights[i][j] != AS_PROT_NONE;
+            cr_assert_eq(as_domain_grant(&fdm[i], &fst[j], rights[i][j]), 0);
+        }
+    }
+}
+
+static as_transfer hopper(as_transfer t)
+{
+    int me = (int)(as_domain_current() - fdm);
+    for (;;) {
+        int from = (int)(intptr_t)t.data;
+        fctx[from] = t.ctx;
+        if (as_domain_current() != &fdm[me])
+            wrong_domain++;
+        check_all(me);
+        int next = NF;
+        if (--budget > 0 && rnd() % 8) {
+            next = (int)(rnd() % (NF - 1));
+            next += next >= me;
+        }
+        t = as_switch_domain(fctx[next], next == NF ? NULL : &fdm[next], (void *)(intptr_t)me);
+    }
+    __builtin_unreachable();            /* never finishes: main stops resuming it */
+}
+
+BACKEND_TEST(sixteen_fibers_random_grants)
+{
+    rng_state = 12345;
+    for (int i = 0; i < NF; i++) {
+        fst[i] = new_stack(64 << 10);
+        cr_assert_eq(as_domain_init(&fdm[i], &fst[i]), 0);
+    }
+    for (int i = 0; i < NF; i++)
+        cr_assert_not_null(fctx[i] = as_domain_ctx_make(&fdm[i], hopper));
+    randomize_rights();
+    budget = 600;
+    for (int round = 0; budget > 0; round++) {
+        if (round == 20)
+            randomize_rights();     /* new grants apply at each next entry */
+        int k = (int)(rnd() % NF);
+        as_transfer t = as_switch_domain(fctx[k], &fdm[k], (void *)(intptr_t)NF);
+        fctx[(intptr_t)t.data] = t.ctx;
+        cr_assert_null(as_domain_current());
+        check_all(NF);
+    }
+    cr_assert_gt(probes, 600 * NF);
+    cr_assert_eq(mismatches, 0, "%lu of %lu probes disagree with the rights table",
+                 mismatches, probes);
+    cr_assert_eq(wrong_domain, 0);
+    for (int i = 0; i < NF; i++) {
+        cr_assert_eq(as_domain_fini(&fdm[i]), 0);
+        as_stack_free(&fst[i]);
+    }
+}
+
+/* ---- more managed stacks than protection keys ------------------------------ */
+
+#define NMANY 64
+
+BACKEND_TEST(sixty_four_stacks)
+{
+    static as_stack s[NMANY];
+    static as_domain d[NMANY];
+    for (int i = 0; i < NMANY; i++) {
+        s[i] = new_stack(16 << 10);
+        cr_assert_eq(as_domain_init(&d[i], &s[i]), 0);
+    }
+    for (int i = 0; i < NMANY; i++) {
+        cr_assert_eq(as_domain_grant(&d[i], &s[(i + 1) % NMANY], AS_PROT_READ), 0);
+        cr_assert_eq(as_domain_grant(&d[i], &s[(i + 2) % NMANY], AS_PROT_RW), 0);
+    }
+    unsigned long bad = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        for (int n = 0; n < NMANY; n++) {
+            int i = pass == 1 ? (n * 37) % NMANY : n;     /* another order */
+            cr_assert_eq(as_domain_enter(&d[i]), 0);
+            bad += access_stack(&s[i]) != AS_PROT_RW;
+            bad += access_stack(&s[(i + 1) % NMANY]) != AS_PROT_READ;
+            bad += access_stack(&s[(i + 2) % NMANY]) != AS_PROT_RW;
+            bad += access_stack(&s[(i + 3) % NMANY]) != AS_PROT_NONE;
+            bad += access_stack(&s[(i + NMANY - 1) % NMANY]) != AS_PROT_NONE;
+            bad += access_stack(&s[(i + 32) % NMANY]) != AS_PROT_NONE;
+        }
+    }
+    cr_assert_eq(bad, 0);
+    cr_assert_eq(as_domain_leave(), 0);
+    for (int i = 0; i < NMANY; i++) {
+        cr_assert_eq(access_stack(&s[i]), AS_PROT_RW);
+        cr_assert_eq(as_domain_fini(&d[i]), 0);
+        as_stack_free(&s[i]);
+    }
+}
+
+/* ---- a plain fault, seen by the process ------------------------------------ */
+
+Test(share, touching_a_closed_stack_raises_sigsegv, .signal = SIGSEGV)
+{
+    as_stack a = new_stack(16 << 10), b = new_stack(16 << 10);
+    as_domain da, db;
+    cr_assert_eq(as_domain_set_backend("mprotect"), 0);
+    cr_assert_eq(as_domain_init(&da, &a), 0);
+    cr_assert_eq(as_domain_init(&db, &b), 0);
+    cr_assert_eq(as_domain_enter(&da), 0);
+    *(volatile char *)b.lo = 1;
+}
+
+/* ---- back-end selection and the hook's view -------------------------------- */
+
+Test(share, backend_choice)
+{
+    cr_assert_eq(setenv("AS_DOMAIN_BACKEND", "mprotect", 1), 0);
+    cr_assert_eq(as_domain_set_backend(NULL), 0);
+    cr_assert_str_eq(as_domain_backend(), "mprotect");
+    cr_assert_eq(unsetenv("AS_DOMAIN_BACKEND"), 0);
+    cr_assert_eq(as_domain_set_backend(NULL), 0);
+    cr_assert_str_eq(as_domain_backend(), as_domain_pkeys_supported() ? "pkeys" : "mprotect");
+    cr_assert_eq(as_domain_set_backend("pkeys"), as_domain_pkeys_supported() ? 0 : -ENOTSUP);
+    cr_assert_eq(as_domain_set_backend("bogus"), -EINVAL);
+    cr_assert_eq(as_domain_set_backend("mprotect"), 0);
+
+    as_stack a = new_stack(16 << 10);
+    as_domain da;
+    cr_assert_eq(as_domain_init(&da, &a), 0);
+    cr_assert_eq(as_domain_set_backend("mprotect"), -EBUSY, "stacks are managed");
+    cr_assert_eq(as_domain_set_hook(mprotect_hook, NULL), -EBUSY);
+    cr_assert_eq(as_domain_fini(&da), 0);
+    cr_assert_eq(as_domain_set_hook(mprotect_hook, NULL), 0);
+    cr_assert_str_eq(as_domain_backend(), "hook");
+    cr_assert_eq(as_domain_set_backend("mprotect"), -EBUSY, "a hook is installed");
+    cr_assert_eq(as_domain_set_hook(NULL, NULL), 0);
+    cr_assert_str_neq(as_domain_backend(), "hook");
+    as_stack_free(&a);
+}
+
+static as_domain_region seen[64];
+static size_t nseen;
+
+static int recording_hook(void *arg, const as_domain_region *r, size_t n)
+{
+    (void)arg;
+    for (size_t i = 0; i < n && nseen < 64; i++)
+        seen[nseen++] = r[i];
+    return 0;
+}
+
+static int seen_prot(const as_stack *s)
+{
+    int p = -1;
+    for (size_t i = 0; i < nseen; i++)
+        if (seen[i].lo == s->lo && seen[i].hi == s->hi)
+            p = seen[i].prot;
+    return p;
+}
+
+Test(share, hook_sees_only_changes)
+{
+    as_stack a = new_stack(16 << 10), b = new_stack(16 << 10), c = new_stack(16 << 10);
+    as_domain da, db, dc;
+    cr_assert_eq(as_domain_set_hook(recording_hook, NULL), 0);
+    cr_assert_eq(as_domain_init(&da, &a), 0);
+    cr_assert_eq(as_domain_init(&db, &b), 0);
+    cr_assert_eq(as_domain_init(&dc, &c), 0);
+    cr_assert_eq(as_domain_grant(&da, &b, AS_PROT_READ), 0);
+    cr_assert_eq(nseen, 0, "nothing changes before an entry");
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(nseen, 2, "b becomes read-only, c closes; a stays as it is");
+    cr_assert_eq(seen_prot(&b), AS_PROT_READ);
+    cr_assert_eq(seen_prot(&c), AS_PROT_NONE);
+    nseen = 0;
+    cr_assert_eq(as_domain_enter(&da), 0);
+    cr_assert_eq(nseen, 0, "entering again changes nothing");
+    cr_assert_eq(as_domain_enter(&dc), 0);
+    cr_assert_eq(nseen, 3);
+    cr_assert_eq(seen_prot(&a), AS_PROT_NONE);
+    cr_assert_eq(seen_prot(&b), AS_PROT_NONE);
+    cr_assert_eq(seen_prot(&c), AS_PROT_RW);
+    cr_assert_eq(as_domain_leave(), 0);
+    cr_assert_eq(as_domain_fini(&da), 0);
+    cr_assert_eq(as_domain_fini(&db), 0);
+    cr_assert_eq(as_domain_fini(&dc), 0);
+    as_stack_free(&a);
+    as_stack_free(&b);
+    as_stack_free(&c);
+}
+
+/* ---- bad arguments ----------------------------------------------------------- */
+
+Test(share, bad_arguments)
+{
+    as_stack a = new_stack(16 << 10), b = new_stack(16 << 10);
+    as_domain da, db, zero;
+    memset(&zero, 0, sizeof zero);
+    cr_assert_eq(as_domain_set_backend("mprotect"), 0);
+
+    cr_assert_eq(as_domain_init(NULL, &a), -EINVAL);
+    cr_assert_eq(as_domain_init(&da, NULL), -EINVAL);
+    as_stack empty = { 0 };
+    cr_assert_eq(as_domain_init(&da, &empty), -EINVAL);
+    static char raw[3 * 4096 + 64];
+    as_stack adopted;                   /* not page-aligned: mprotect cannot */
+    cr_assert_eq(as_stack_init(&adopted, raw + 16, sizeof raw - 32), 0);
+    cr_assert_eq(as_domain_init(&da, &adopted), -EINVAL);
+
+    cr_assert_eq(as_domain_init(&da, &a), 0);
+    cr_assert_eq(as_domain_init(&da, &b), -EBUSY, "already initialized");
+    cr_assert_eq(as_domain_init(&db, &a), -EBUSY, "a is already managed");
+    as_stack part = { (char *)a.lo + 4096, a.hi, NULL, 0 };
+    cr_assert_eq(as_domain_init(&db, &part), -EBUSY, "overlaps a");
+    cr_assert_eq(as_domain_init(&db, &b), 0);
+
+    cr_assert_eq(as_domain_grant(NULL, &b, AS_PROT_READ), -EINVAL);
+    cr_assert_eq(as_domain_grant(&zero, &b, AS_PROT_READ), -EINVAL);
+    cr_assert_eq(as_domain_grant(&da, NULL, AS_PROT_READ), -EINVAL);
+    cr_assert_eq(as_domain_grant(&da, &b, 4), -EINVAL);
+    cr_assert_eq(as_domain_grant(&da, &b, -1), -EINVAL);
+    cr_assert_eq(as_domain_grant(&da, &a, AS_PROT_READ), -EINVAL, "its own stack");
+    cr_assert_eq(as_domain_revoke(NULL, &b), -EINVAL);
+    cr_assert_eq(as_domain_revoke(&da, NULL), -EINVAL);
+    cr_assert_eq(as_domain_revoke(&da, &b), 0, "nothing granted: nothing to do");
+
+    static as_stack many[AS_DOMAIN_GRANTS + 1];
+    static char mem[AS_DOMAIN_GRANTS + 1][512];
+    for (int i = 0; i <= AS_DOMAIN_GRANTS; i++) {
+        cr_assert_eq(as_stack_init(&many[i], mem[i], sizeof mem[i]), 0);
+        cr_assert_eq(as_domain_grant(&da, &many[i], AS_PROT_READ),
+                     i < AS_DOMAIN_GRANTS ? 0 : -ENOSPC);
+    }
+
+    cr_assert_eq(as_domain_enter(NULL), -EINVAL);
+    cr_assert_eq(as_domain_enter(&zero), -EINVAL);
+    cr_assert_eq(as_domain_fini(NULL), -EINVAL);
+    cr_assert_eq(as_domain_fini(&zero), -EINVAL);
+    cr_assert_null(as_domain_ctx_make(NULL, NULL));
+    cr_assert_null(as_domain_ctx_make(&da, NULL));
+
+    cr_assert_eq(as_stack_alloc_shareable(NULL, 4096), -EINVAL);
+    as_stack sh;
+    cr_assert_eq(as_stack_alloc_shareable(&sh, 0), -EINVAL);
+    cr_assert_null(sh.map);
+    cr_assert_eq(as_stack_alloc_shareable(&sh, 16 << 10), 0);
+    void *al = (void *)1;
+    cr_assert_eq(as_stack_alias(NULL, AS_PROT_READ, &al), -EINVAL);
+    cr_assert_eq(as_stack_alias(&sh, AS_PROT_READ, NULL), -EINVAL);
+    cr_assert_eq(as_stack_alias(&sh, AS_PROT_NONE, &al), -EINVAL);
+    cr_assert_eq(as_stack_alias(&sh, 7, &al), -EINVAL);
+    cr_assert_eq(as_stack_alias(&a, AS_PROT_READ, &al), -EINVAL, "not shareable");
+    cr_assert_eq(as_stack_alias(&adopted, AS_PROT_READ, &al), -EINVAL, "adopted memory");
+    cr_assert_eq(as_stack_unalias(NULL, al), -EINVAL);
+    cr_assert_eq(as_stack_unalias(&sh, NULL), -EINVAL);
+    cr_assert_eq(as_stack_unalias(&sh, (char *)sh.lo + 1), -EINVAL);
+    as_stack_free(&sh);
+
+    cr_assert_eq(as_domain_fini(&da), 0);
+    cr_assert_eq(as_domain_fini(&db), 0);
+    as_stack_free(&a);
+    as_stack_free(&b);
+}
+
+/* ---- shareable stacks and aliases ------------------------------------------- */
+
+static as_transfer fill(as_transfer t)
+{
+    char msg[64];
+    strcpy(msg, "written on the shareable stack");
+    memcpy(t.data, &msg, sizeof msg);   /* t.data: where the caller wants it */
+    return (as_transfer){ t.ctx, NULL };
+}
+
+Test(share, alias_sees_writes_both_ways)
+{
+    probes_init();
+    as_stack s;
+    cr_assert_eq(as_stack_alloc_shareable(&s, 32 << 10), 0);
+    size_t n = as_stack_size(&s);
+    cr_assert_geq(n, 32 << 10);
+    cr_assert_eq(access_of((char *)s.lo - 1), AS_PROT_NONE, "the guard page is kept");
+    char *rw, *ro;
+    cr_assert_eq(as_stack_alias(&s, AS_PROT_RW, (void **)&rw), 0);
+    cr_assert_eq(as_stack_alias(&s, AS_PROT_READ, (void **)&ro), 0);
+    cr_assert_neq(rw, (char *)s.lo);
+    char *lo = s.lo;
+    strcpy(lo + 100, "through the stack");
+    cr_assert_str_eq(rw + 100, "through the stack");
+    cr_assert_str_eq(ro + 100, "through the stack");
+    strcpy(rw + n - 200, "through the alias");
+    cr_assert_str_eq(lo + n - 200, "through the alias");
+    cr_assert_str_eq(ro + n - 200, "through the alias");
+    cr_assert_eq(access_of(ro + 100), AS_PROT_READ, "a read-only alias faults on write");
+    cr_assert_eq(access_of(ro + n - 1), AS_PROT_READ);
+    cr_assert_eq(access_of(rw + 5), AS_PROT_RW);
+
+    /* The stack runs code; what the context writes shows in the aliases. */
+    as_transfer t = as_switch(as_ctx_make(&s, fill), rw + 1024);
+    cr_assert_null(t.ctx);
+    cr_assert_str_eq(ro + 1024, "written on the shareable stack");
+    cr_assert_str_eq(lo + 1024, "written on the shareable stack");
+
+    /* An alias is not a managed stack: a domain closing s leaves it alone. */
+    as_stack other = new_stack(16 << 10);
+    as_domain ds, dother;
+    cr_assert_eq(as_domain_set_backend("mprotect"), 0);
+    cr_assert_eq(as_domain_init(&ds, &s), 0);
+    cr_assert_eq(as_domain_init(&dother, &other), 0);
+    cr_assert_eq(as_domain_enter(&dother), 0);
+    cr_assert_eq(access_of(lo + 100), AS_PROT_NONE);
+    cr_assert_eq(access_of(rw + 100), AS_PROT_RW);
+    cr_assert_eq(access_of(ro + 100), AS_PROT_READ);
+    cr_assert_eq(as_domain_leave(), 0);
+    cr_assert_eq(as_domain_fini(&ds), 0);
+    cr_assert_eq(as_domain_fini(&dother), 0);
+    as_stack_free(&other);
+
+    /* The aliases keep the memory after the stack is freed. */
+    as_stack copy = s;
+    as_stack_free(&s);
+    cr_assert_str_eq(ro + 100, "through the stack");
+    cr_assert_eq(as_stack_unalias(&copy, ro), 0);
+    cr_assert_eq(as_stack_unalias(&copy, rw), 0);
+}
