@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_storm.c - switching under a cross-thread signal flood.
+ *
+ * A second thread sends SIGURG to the switching thread as fast as it can
+ * (tgkill in a loop, no pause).  Signals therefore land at every
+ * instruction of the switch paths, as_call_on and the entry trampoline
+ * included, and the handler walks the interrupted stack with libunwind
+ * (unw_backtrace), which needs the CFI to be right at each of them.  The
+ * switching side checks its results and, through the register probe, that
+ * every callee-saved register survives each switch.  The test fails on a
+ * crash, a wrong result or a register that changed; it asserts nothing
+ * about how many signals arrived beyond "some".
+ *
+ * (tests/test_unwind.c has the single-thread SIGPROF timer storm.)
+ */
+#define UNW_LOCAL_ONLY
+#include <criterion/criterion.h>
+#include <libunwind.h>
+#include <altstack.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "regs.h"
+
+#define NOINLINE __attribute__((noinline))
+#define NPEERS   3
+#define ROUNDS   60000          /* at least this many switches ...        */
+#define SIGNALS  5000           /* ... and until this many signals landed, */
+#define MAX_ROUNDS 5000000ul    /* but never more than this                */
+
+static atomic_bool g_stop;
+static atomic_ulong g_signals, g_deep, g_sent;
+static pid_t g_target;
+
+static void on_signal(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)si; (void)uc;
+    void *buf[64];
+    int n = unw_backtrace(buf, 64);
+    atomic_fetch_add_explicit(&g_signals, 1, memory_order_relaxed);
+    if (n > 3)
+        atomic_fetch_add_explicit(&g_deep, 1, memory_order_relaxed);
+}
+
+static void *flood(void *arg)
+{
+    (void)arg;
+    pid_t pid = getpid();
+    while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+        syscall(SYS_tgkill, pid, g_target, SIGURG);
+        atomic_fetch_add_explicit(&g_sent, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* Keep going until the flood has really hit us, whatever the speed. */
+static bool more(unsigned long n)
+{
+    return n < MAX_ROUNDS &&
+           (n < ROUNDS || atomic_load_explicit(&g_signals, memory_order_relaxed) < SIGNALS);
+}
+
+static pthread_t start_flood(void)
+{
+    struct sigaction sa = { .sa_sigaction = on_signal, .sa_flags = SA_SIGINFO | SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGURG, &sa, NULL), 0);
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    g_target = (pid_t)syscall(SYS_gettid);
+    atomic_store(&g_stop, false);
+    atomic_store(&g_signals, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, flood, NULL), 0);
+    return t;
+}
+
+static void stop_flood(pthread_t t)
+{
+    atomic_store(&g_stop, true);
+    pthread_join(t, NULL);
+    signal(SIGURG, SIG_IGN);
+    cr_log_info("%lu signals sent, %lu handled (%lu backtraces deeper than 3)",
+                atomic_load(&g_sent), atomic_load(&g_signals), atomic_load(&g_deep));
+    cr_assert_gt(atomic_load(&g_signals), 0, "the flood reached the switching thread");
+}
+
+/* ---- switch + as_call_on, every switch through the register probe ---- */
+
+static as_stack g_aux;
+
+static NOINLINE void *triple(void *p)
+{
+    return (void *)((uintptr_t)p * 3 + 1);
+}
+
+/* Each peer yields acc back, having run a leaf on the aux stack; it checks
+ * its own callee-saved registers across every switch, like the caller. */
+static as_transfer peer(as_transfer t)
+{
+    uintptr_t acc = 0;
+    uint64_t in[TEST_NREGS], out[TEST_NREGS];
+    for (uint64_t k = 1;; k++) {
+        uintptr_t v = (uintptr_t)t.data;
+        if (v == 0)
+            return (as_transfer){ t.ctx, (void *)acc };
+        acc += (uintptr_t)as_call_on(&g_aux, triple, (void *)v);
+        test_regs_random(in, k * 7919 + v);
+        t = test_switch_regs(t.ctx, (void *)acc, in, out);
+        for (int i = 0; i < TEST_NREGS; i++)
+            if ((in[i] ^ out[i]) & test_regs_mask(i))
+                return (as_transfer){ t.ctx, (void *)(uintptr_t)-1 };
+    }
+}
+
+Test(storm, switch_and_call_on_under_signal_flood, .timeout = 300)
+{
+    as_stack s[NPEERS];
+    as_transfer t[NPEERS];
+    uintptr_t expect[NPEERS] = { 0 };
+    cr_assert_eq(as_stack_alloc(&g_aux, 64 << 10), 0);
+    for (int i = 0; i < NPEERS; i++) {
+        cr_assert_eq(as_stack_alloc(&s[i], 64 << 10), 0);
+        t[i].ctx = as_ctx_make(&s[i], peer);
+        cr_assert_not_null(t[i].ctx);
+    }
+    pthread_t fl = start_flood();
+    uint64_t in[TEST_NREGS], out[TEST_NREGS];
+    for (unsigned long n = 0; more(n); n++) {
+        int i = (int)(n % NPEERS);
+        uintptr_t v = (uintptr_t)n + 1;
+        expect[i] += v * 3 + 1;
+        test_regs_random(in, n);
+        t[i] = test_switch_regs(t[i].ctx, (void *)v, in, out);
+        cr_assert_not_null(t[i].ctx, "peer %d finished early (a register changed)", i);
+        cr_assert_eq((uintptr_t)t[i].data, expect[i], "switch %lu", n);
+        for (int r = 0; r < TEST_NREGS; r++)
+            cr_assert_eq((in[r] ^ out[r]) & test_regs_mask(r), 0,
+                         "switch %lu: register %d was %#llx, came back %#llx", n, r,
+                         (unsigned long long)in[r], (unsigned long long)out[r]);
+    }
+    for (int i = 0; i < NPEERS; i++) {
+        t[i] = as_switch(t[i].ctx, NULL);
+        cr_assert_null(t[i].ctx);
+        cr_assert_eq((uintptr_t)t[i].data, expect[i]);
+    }
+    stop_flood(fl);
+    for (int i = 0; i < NPEERS; i++)
+        as_stack_free(&s[i]);
+    as_stack_free(&g_aux);
+}
+
+/* ---- contexts made, run to the end and remade on the same stacks ---- */
+
+static as_transfer short_life(as_transfer t)
+{
+    uintptr_t v = (uintptr_t)t.data;
+    t = as_switch(t.ctx, (void *)(v + 1));
+    return (as_transfer){ t.ctx, (void *)((uintptr_t)t.data * 2) };
+}
+
+Test(storm, entry_and_return_under_signal_flood, .timeout = 300)
+{
+    as_stack s;
+    cr_assert_eq(as_stack_alloc(&s, 64 << 10), 0);
+    pthread_t fl = start_flood();
+    for (uintptr_t n = 1; more(n); n++) {
+        as_transfer t = as_switch(as_ctx_make(&s, short_life), (void *)n);
+        cr_assert_eq((uintptr_t)t.data, n + 1);
+        t = as_switch(t.ctx, (void *)n);
+        cr_assert_null(t.ctx);
+        cr_assert_eq((uintptr_t)t.data, 2 * n);
+    }
+    stop_flood(fl);
+    as_stack_free(&s);
+}
