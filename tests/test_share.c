@@ -35,7 +35,8 @@ extern char probe_begin[], probe_end[], probe_pad[];
 
 #if defined(__x86_64__)
 __asm__(".text\n"
-        ".globl probe_load, probe_store\n"
+        ".globl probe_load, probe_store, probe_begin, probe_end, probe_pad\n"
+        ".hidden probe_begin, probe_end, probe_pad\n"
         "probe_begin:\n"
         "probe_load:\n"
         "    endbr64\n"
@@ -55,7 +56,8 @@ __asm__(".text\n"
 #define UC_PC(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
 #elif defined(__aarch64__)
 __asm__(".text\n"
-        ".globl probe_load, probe_store\n"
+        ".globl probe_load, probe_store, probe_begin, probe_end, probe_pad\n"
+        ".hidden probe_begin, probe_end, probe_pad\n"
         "probe_begin:\n"
         "probe_load:\n"
         "    hint #34\n"                /* bti c */
