@@ -245,3 +245,53 @@ long arch_syscall(long nr, long a0, long a1)
                      : "rcx", "rdx", "r8", "r9", "r10", "r11", "memory", "cc");
     return r;
 }
+
+/* --- activations: the interrupt frame <-> as_act ------------------------------------ */
+
+#ifdef KERNEL_HAVE_ACT
+#define RFLAGS_IF 0x200
+
+void arch_act_save(as_act *a, const struct arch_frame *f)
+{
+    a->r15 = f->r15; a->r14 = f->r14; a->r13 = f->r13; a->r12 = f->r12;
+    a->rbp = f->rbp; a->rbx = f->rbx; a->r11 = f->r11; a->r10 = f->r10;
+    a->r9 = f->r9;   a->r8 = f->r8;   a->rax = f->rax; a->rcx = f->rcx;
+    a->rdx = f->rdx; a->rsi = f->rsi; a->rdi = f->rdi;
+    a->rflags = f->rflags;
+    a->rip = f->rip;
+    a->rsp = f->rsp;
+    /* The interrupted FP/SSE state is still in the registers (the entry
+     * and all C here are integer-only).  FXSAVE is the XSAVE legacy
+     * region; a header with XSTATE_BV = x87|SSE makes it a valid
+     * standard-format XSAVE image too. */
+    __asm__ volatile("fxsave64 %0" : "=m"(*(unsigned char (*)[512])a->fpu));
+    memset(a->fpu + 512, 0, 64);
+    a->fpu[512] = 3;
+    a->mxcsr = *(const uint32_t *)(const void *)(a->fpu + 24);
+    a->fcw = *(const uint16_t *)(const void *)a->fpu;
+    a->kind = AS_ACT_FULL;
+}
+
+void arch_act_load(struct arch_frame *f, const as_act *a)
+{
+    f->r15 = a->r15; f->r14 = a->r14; f->r13 = a->r13; f->r12 = a->r12;
+    f->rbp = a->rbp; f->rbx = a->rbx; f->r11 = a->r11; f->r10 = a->r10;
+    f->r9 = a->r9;   f->r8 = a->r8;   f->rax = a->rax; f->rcx = a->rcx;
+    f->rdx = a->rdx; f->rsi = a->rsi; f->rdi = a->rdi;
+    f->rip = a->rip;
+    f->rsp = a->rsp;
+    f->cs = KERNEL_CS;
+    f->ss = KERNEL_DS;
+    if (as_act_kind(a) == AS_ACT_FULL) {
+        f->rflags = a->rflags;
+        __asm__ volatile("fxrstor64 %0" : : "m"(*(const unsigned char (*)[512])a->fpu));
+    } else {
+        /* CALL and FRESH records hold the callee-saved state and the FP
+         * control words; a CALL resumes with capture's return value 1. */
+        f->rflags = RFLAGS_IF | 0x2;
+        if (as_act_kind(a) == AS_ACT_CALL)
+            f->rax = 1;
+        __asm__ volatile("ldmxcsr %0; fldcw %1" : : "m"(a->mxcsr), "m"(a->fcw));
+    }
+}
+#endif
