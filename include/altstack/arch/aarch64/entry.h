@@ -31,16 +31,22 @@
  * returns SP_EL0 to the middle, so the invariant "SP_EL0 is the middle
  * whenever SPSel = 1" holds at every EL1h instruction.
  *
- * Vector table sketch (each entry is 0x80 bytes; branch out if larger):
+ * Vector table sketch.  An entry and its exit take more than the 0x80
+ * bytes of a vector slot, so each slot branches to a routine:
  *
  *     .balign 2048
  *   vectors:                                   // VBAR_EL1
- *     .balign 0x80; AS_EL1_ENTRY nested; bl sync_handler; AS_EL1_EXIT nested
- *     .balign 0x80; AS_EL1_ENTRY nested; bl irq_handler;  AS_EL1_EXIT nested
+ *     .balign 0x80; b el1t_sync                // current EL, SP_EL0
+ *     .balign 0x80; b el1t_irq
  *     ...                                      // FIQ, SError
- *     .balign 0x80; AS_EL1_ENTRY trap;   bl sync_handler; AS_EL1_EXIT trap
- *     .balign 0x80; AS_EL1_ENTRY irq;    bl irq_handler;  AS_EL1_EXIT irq
- *     ...                                      // lower EL: the kernel's own
+ *     .balign 0x80; b el1h_sync                // current EL, SP_ELx
+ *     .balign 0x80; b el1h_irq
+ *     ...                                      // FIQ, SError, lower ELs
+ *
+ *   el1h_sync: AS_EL1_ENTRY trap;   bl sync_handler; AS_EL1_EXIT trap
+ *   el1h_irq:  AS_EL1_ENTRY irq;    bl irq_handler;  AS_EL1_EXIT irq
+ *   el1t_sync: AS_EL1_ENTRY nested; bl sync_handler; AS_EL1_EXIT nested
+ *   el1t_irq:  AS_EL1_ENTRY nested; bl irq_handler;  AS_EL1_EXIT nested
  *
  * The handler gets x0 = the frame (struct as_el1_frame below) and may
  * rewrite it: AS_EL1_EXIT resumes whatever state the frame then holds,
