@@ -188,3 +188,66 @@ long arch_syscall(long nr, long a0, long a1)
     __asm__ volatile("svc #0" : "+r"(x0), "+r"(x1) : "r"(x8) : "memory");
     return x0;
 }
+
+/* --- activations: the exception frame <-> as_act ------------------------------------ */
+
+#ifdef KERNEL_HAVE_ACT
+#define PSTATE_EL1H 0x5                /* EL1 with SP_EL1, DAIF clear */
+
+/* The frame is the record's first 272 bytes: x0-x30, sp, pc, pstate. */
+_Static_assert(__builtin_offsetof(as_act, x) == 0 && __builtin_offsetof(as_act, sp) == AS_EF_SP &&
+               __builtin_offsetof(as_act, pc) == AS_EF_PC &&
+               __builtin_offsetof(as_act, pstate) == AS_EF_PSTATE,
+               "as_act starts with an as_el1_frame");
+
+void arch_act_save(as_act *a, const as_el1_frame *f)
+{
+    memcpy(a, f, sizeof *f);
+    /* q0-q31 still hold the interrupted values: the entry and all C here
+     * are integer-only. */
+    __asm__ volatile(
+        "stp q0, q1, [%0, #0]\n\t"      "stp q2, q3, [%0, #32]\n\t"
+        "stp q4, q5, [%0, #64]\n\t"     "stp q6, q7, [%0, #96]\n\t"
+        "stp q8, q9, [%0, #128]\n\t"    "stp q10, q11, [%0, #160]\n\t"
+        "stp q12, q13, [%0, #192]\n\t"  "stp q14, q15, [%0, #224]\n\t"
+        "stp q16, q17, [%0, #256]\n\t"  "stp q18, q19, [%0, #288]\n\t"
+        "stp q20, q21, [%0, #320]\n\t"  "stp q22, q23, [%0, #352]\n\t"
+        "stp q24, q25, [%0, #384]\n\t"  "stp q26, q27, [%0, #416]\n\t"
+        "stp q28, q29, [%0, #448]\n\t"  "stp q30, q31, [%0, #480]"
+        : : "r"(a->v) : "memory");
+    a->fpsr = (uint32_t)SYSREG_READ(fpsr);
+    a->fpcr = (uint32_t)SYSREG_READ(fpcr);
+    a->kind = AS_ACT_FULL;
+}
+
+void arch_act_load(as_el1_frame *f, const as_act *a)
+{
+    memcpy(f, a, sizeof *f);
+    if (as_act_kind(a) == AS_ACT_FULL) {
+        __asm__ volatile(
+            "ldp q0, q1, [%0, #0]\n\t"      "ldp q2, q3, [%0, #32]\n\t"
+            "ldp q4, q5, [%0, #64]\n\t"     "ldp q6, q7, [%0, #96]\n\t"
+            "ldp q8, q9, [%0, #128]\n\t"    "ldp q10, q11, [%0, #160]\n\t"
+            "ldp q12, q13, [%0, #192]\n\t"  "ldp q14, q15, [%0, #224]\n\t"
+            "ldp q16, q17, [%0, #256]\n\t"  "ldp q18, q19, [%0, #288]\n\t"
+            "ldp q20, q21, [%0, #320]\n\t"  "ldp q22, q23, [%0, #352]\n\t"
+            "ldp q24, q25, [%0, #384]\n\t"  "ldp q26, q27, [%0, #416]\n\t"
+            "ldp q28, q29, [%0, #448]\n\t"  "ldp q30, q31, [%0, #480]"
+            : : "r"(a->v) : "memory");
+        SYSREG_WRITE(fpsr, a->fpsr);
+    } else {
+        /* CALL and FRESH records: callee-saved state, d8-d15 in the low
+         * halves of v[8..15], FPCR; a CALL resumes with capture's 1. */
+        __asm__ volatile(
+            "ldr d8, [%0, #128]\n\t"  "ldr d9, [%0, #144]\n\t"
+            "ldr d10, [%0, #160]\n\t" "ldr d11, [%0, #176]\n\t"
+            "ldr d12, [%0, #192]\n\t" "ldr d13, [%0, #208]\n\t"
+            "ldr d14, [%0, #224]\n\t" "ldr d15, [%0, #240]"
+            : : "r"(a->v) : "memory");
+        f->pstate = PSTATE_EL1H;
+        if (as_act_kind(a) == AS_ACT_CALL)
+            f->x[0] = 1;
+    }
+    SYSREG_WRITE(fpcr, a->fpcr);
+}
+#endif

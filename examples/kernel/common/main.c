@@ -8,7 +8,9 @@
  *   switch      as_ctx_make / as_switch: a generator on a stack of its own
  *   call_on_aux as_call_on_aux runs on this CPU's aux stack
  *   syscall     a context on a 512-byte stack makes a system call; the
- *               handler runs on the aux stack and uses 2 KiB of it
+ *               handler runs on the aux stack and uses 2 KiB of it (on
+ *               aarch64 it also makes a nested svc, which the EL1t entry
+ *               takes below the handler's frame on the same stack)
  *   smp         the second CPU comes up with its own base register
  *   dlock       both CPUs increment one counter under a combining-mode
  *               delegation lock, half through as_dlock_call and half
@@ -90,22 +92,32 @@ static void check_call_on_aux(void)
 /* --- syscall from a small stack ------------------------------------------------- */
 
 #define SYS_PROBE 7
+#define SYS_NESTED 8
 static struct {
     uint64_t guard[64];                 /* below the stack: must stay intact */
     char stack[512] __attribute__((aligned(16)));
 } small;
 static volatile long sys_nr;
 static volatile bool sys_on_aux;
-static volatile uintptr_t sys_caller_sp, sys_handler_fp;
+static volatile uintptr_t sys_caller_sp, sys_handler_fp, nested_caller_sp, nested_fp;
 
 long ksyscall(long nr, long a0, long a1, uintptr_t caller_sp)
 {
+    if (nr == SYS_NESTED) {
+        nested_caller_sp = caller_sp;
+        nested_fp = (uintptr_t)__builtin_frame_address(0);
+        return a0 * a1;
+    }
     volatile char big[2048];            /* four times the caller's stack */
     memset((char *)big, 0x5a, sizeof big);
     sys_nr = nr;
     sys_on_aux = as_on_auxstack();
     sys_caller_sp = caller_sp;
     sys_handler_fp = (uintptr_t)__builtin_frame_address(0);
+#if AS_ARCH_AARCH64
+    if (arch_syscall(SYS_NESTED, 6, 7) != 42)
+        return -1;
+#endif
     return a0 + a1 + big[sizeof big - 1] - 0x5a;
 }
 
@@ -129,6 +141,16 @@ static void check_syscall(void)
     kprintf("  syscall: caller sp %lx on a %u-byte stack, handler frame %lx on the aux stack\n",
             (unsigned long)sys_caller_sp, (unsigned)sizeof small.stack,
             (unsigned long)sys_handler_fp);
+#if AS_ARCH_AARCH64
+    /* The nested svc came from the handler's own stack and was handled
+     * below it, on the same (aux) stack. */
+    struct cpu *c = this_cpu();
+    size_t aux_size = (size_t)((char *)c->pc.aux_top - (char *)c->pc.aux_lo);
+    kprintf("  nested svc: caller sp %lx, handler frame %lx\n",
+            (unsigned long)nested_caller_sp, (unsigned long)nested_fp);
+    ok = ok && nested_caller_sp <= sys_handler_fp && nested_fp < nested_caller_sp &&
+         within(c->pc.aux_lo, aux_size, nested_fp);
+#endif
     check(ok, "syscall");
 }
 
