@@ -172,7 +172,8 @@ AS_FUNC_END(AS_SYM(switch))
 /*
  * The first code a fresh context runs, entered by as_switch's final `ret`.
  *   on entry: sp = S (top - 32, 16-byte aligned), x19 = entry fn,
- *             x29 = 0, x0 = the switcher's ctx, x1 = data
+ *             x29 = 0, x0 = the switcher's ctx (NULL if it finished),
+ *             x1 = data
  *
  * CFI: the caller of this frame is the switcher, suspended in as_switch
  * with its frame at `link`.  The CFA is computed by a DWARF expression:
@@ -246,8 +247,12 @@ as__trampoline:
     /* Reached by `ret`, which needs no landing pad; `bti c` keeps a
      * `br x16/x17` (the only other way we could ever jump here) legal. */
     bti     c
+    /* x0 is NULL when the switcher was a finishing context (an entry
+     * returned a transfer to this fresh one): no link, no cookie. */
+    mov     x9, xzr
+    cbz     x0, 1f
     ldr     x9, [x0, #AS_SW_LR]
-    stp     x0, x9, [sp, #AS_TOP_LINK] /* link, cookie: one store, so a
+1:  stp     x0, x9, [sp, #AS_TOP_LINK] /* link, cookie: one store, so a
                                           signal sees both or neither */
     blr     x19                     /* x0, x1 = as_transfer t; sp aligned */
 
