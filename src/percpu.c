@@ -17,11 +17,7 @@
  * leaves it as it found it, so plain accesses separated by compiler
  * barriers are enough: no atomics.
  */
-#include "internal.h"
-
-struct as__aux {
-    uintptr_t top, lo, depth;
-};
+#include "percpu_internal.h"
 
 #if AS_FREESTANDING
 _Static_assert(offsetof(as_percpu, self) == AS_PERCPU_SELF, "layout");
@@ -40,8 +36,6 @@ static struct as__aux *as__aux_slot(void)
     as_percpu *p = as_percpu_get();
     return p ? (struct as__aux *)(void *)&p->aux_top : NULL;
 }
-#else
-AS_HIDDEN struct as__aux *as__aux_slot(void);   /* src/hosted/percpu.c */
 #endif
 
 #define AS_BARRIER() __asm__ volatile("" ::: "memory")

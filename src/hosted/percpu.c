@@ -12,6 +12,7 @@
  * and signal delivery.
  */
 #include "hosted.h"
+#include "../percpu_internal.h"
 
 #include <sys/auxv.h>
 #if AS_ARCH_X86_64
@@ -20,14 +21,9 @@
 # include <unistd.h>
 #endif
 
-struct as__aux {
-    uintptr_t top, lo, depth;
-};
-
 static _Thread_local void *as__base;
 static _Thread_local struct as__aux as__aux;
 
-AS_HIDDEN struct as__aux *as__aux_slot(void);
 struct as__aux *as__aux_slot(void)
 {
     return &as__aux;
