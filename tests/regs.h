@@ -81,4 +81,26 @@ static inline uint64_t test_regs_mask(int i)
     return ~(uint64_t)0;
 }
 
+/* The far side of a two-way fidelity check, shared by the suites: started
+ * with a struct test_fidelity as data, it loads values derived from
+ * ~seed, switches back through the probe, counts registers that changed
+ * while it was away, and finishes once the seed it finds is 0. */
+struct test_fidelity { uint64_t seed; int bad; int rounds; };
+
+static inline as_transfer test_fidelity_peer(as_transfer t)
+{
+    struct test_fidelity *f = (struct test_fidelity *)t.data;
+    uint64_t in[TEST_NREGS], out[TEST_NREGS];
+    for (;;) {
+        test_regs_random(in, ~f->seed);
+        t = test_switch_regs(t.ctx, f, in, out);
+        for (int i = 0; i < TEST_NREGS; i++)
+            if ((in[i] ^ out[i]) & test_regs_mask(i))
+                f->bad++;
+        f->rounds++;
+        if (!f->seed)
+            return (as_transfer){ t.ctx, NULL };
+    }
+}
+
 #endif

@@ -168,29 +168,11 @@ static void check_relay(void)
 }
 
 /* Callee-saved registers (and FP control) survive, in both directions. */
-struct fidelity { uint64_t seed; int bad, rounds; };
-
-static as_transfer fidelity_peer(as_transfer t)
-{
-    struct fidelity *f = t.data;
-    uint64_t in[TEST_NREGS], out[TEST_NREGS];
-    for (;;) {
-        test_regs_random(in, ~f->seed);
-        t = test_switch_regs(t.ctx, f, in, out);
-        for (int i = 0; i < TEST_NREGS; i++)
-            if ((in[i] ^ out[i]) & test_regs_mask(i))
-                f->bad++;
-        f->rounds++;
-        if (!f->seed)
-            return (as_transfer){ t.ctx, NULL };
-    }
-}
-
 static void check_registers(void)
 {
-    struct fidelity f = { .seed = 1 };
+    struct test_fidelity f = { .seed = 1 };
     uint64_t in[TEST_NREGS], out[TEST_NREGS];
-    as_transfer t = { as_ctx_make(&stk[1], fidelity_peer), NULL };
+    as_transfer t = { as_ctx_make(&stk[1], test_fidelity_peer), NULL };
     int bad = 0;
     for (uint64_t round = 1; round <= 200; round++) {
         f.seed = round * 0x1234567u;
