@@ -48,6 +48,11 @@ AS_HIDDEN as_domain **as__page_cur(void);
     .detach = as__page_detach, .apply = as__page_apply,                   \
     .leave = as__page_leave, .cur = as__page_cur }
 
+/* The registry lock, for back-end code that runs outside a library call
+ * (a thread-exit destructor). */
+AS_HIDDEN void       as__domain_lock(void);
+AS_HIDDEN void       as__domain_unlock(void);
+
 /* Registry access for back-ends (lock held). */
 AS_HIDDEN as_domain *as__registry_first(void);
 AS_HIDDEN void       as__open_add(as_domain *d);  /* d->cur is not none */

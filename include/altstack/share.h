@@ -12,12 +12,16 @@
  *
  *     as_stack a, b;  as_domain da, db;
  *     as_stack_alloc(&a, 64 << 10);  as_stack_alloc(&b, 64 << 10);
- *     as_ctx ca = as_ctx_make(&a, fiber_a), cb = as_ctx_make(&b, fiber_b);
  *     as_domain_init(&da, &a);          // a and b are now managed stacks
  *     as_domain_init(&db, &b);
  *     as_domain_grant(&da, &b, AS_PROT_READ);   // a's code may read b
- *     as_switch_domain(ca, &da, NULL);  // runs fiber_a: a rw, b ro
- *     ...                               // fiber_a: as_switch_domain(cb, &db, x)
+ *     as_ctx ca = as_domain_ctx_make(&da, fiber_a);
+ *     as_ctx cb = as_domain_ctx_make(&db, fiber_b);
+ *     as_switch_domain(ca, &da, NULL);  // fiber_a runs: a read-write, b
+ *                                       // read-only, every other managed
+ *                                       // stack untouchable
+ *     ...                               // fibers switch with
+ *                                       // as_switch_domain(cb, &db, x)
  *     as_domain_fini(&da); as_domain_fini(&db);
  *     as_stack_free(&a); as_stack_free(&b);
  *
@@ -40,7 +44,7 @@
  * the hardware.
  *
  * Switching.  as_switch_domain(to, d, data) is as_switch plus the rights of
- * d.  Neither order of "switch, then change rights" works on its own (the
+ * d.  Neither order of switching and changing rights works alone (the
  * switch writes the caller's registers to the caller's stack and reads the
  * target's from the target's), so it happens in two steps:
  *   1. before the switch, on the caller's stack: enter d's rights, with the
@@ -52,9 +56,9 @@
  * as_ctx_make, or one that called plain as_switch) misses step 2: it runs
  * with d's rights plus the switcher's stack until it enters a domain itself.
  * as_domain_ctx_make gives fresh contexts that do step 2 before their entry
- * function runs.  A context outside every domain (a scheduler on the
- * thread's original stack) passes NULL: it then runs with no managed stack
- * accessible.
+ * function runs.  To switch to a context outside every domain (a scheduler
+ * on the thread's original stack), pass NULL: it then runs with no managed
+ * stack accessible.
  *
  * Back-ends (as_domain_backend() names the one in use):
  *
@@ -67,7 +71,11 @@
  *               no thread's current rights include; an evicted stack is
  *               PROT_NONE for everyone until it gets a key again.  If every
  *               key is held by stacks some thread's rights include, entering
- *               fails with -EBUSY.  Signal handlers run with the kernel's
+ *               fails with -EBUSY; so does a domain whose own stack, grants
+ *               and (in as_switch_domain) the switcher's stack need more
+ *               keys than the pool has.  A thread's current rights hold their
+ *               keys until it enters other rights or exits.  Signal
+ *               handlers run with the kernel's
  *               default PKRU, which denies every key: handlers that may run
  *               on a managed stack need SA_ONSTACK and a sigaltstack outside
  *               the managed stacks.  aarch64 Linux has no usable userspace

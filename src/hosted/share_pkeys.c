@@ -28,6 +28,11 @@
  *      access disabled for the allocating thread.
  *   3. Entering pins the new set before unpinning the old one, so an error
  *      halfway (-EBUSY: every key pinned) leaves the thread as it was.
+ *   4. While entering, the thread allows every pool key: it may be running
+ *      on a stack that is just getting its key (a fiber's first entry of
+ *      its own domain), and must not fault between pkey_mprotect and the
+ *      final PKRU write.  Only library code runs in that window.
+ *   5. A thread that exits gives its pins back (a pthread key destructor).
  *
  * The PKRU instructions exist on x86_64 only.  aarch64's equivalent
  * (POR_EL0, FEAT_S1POE) is not generally available to Linux userspace, so
@@ -76,11 +81,34 @@ static _Thread_local struct {
     as_domain *pinned[AS__RIGHTS_MAX];
 } self;
 
+static pthread_key_t exit_key;
+
+static void unpin_self(void);
+
+static void on_thread_exit(void *unused)
+{
+    (void)unused;
+    as__domain_lock();
+    unpin_self();
+    as__domain_unlock();
+}
+
+/* All pool keys' PKRU bits. */
+static uint32_t pool_bits(void)
+{
+    uint32_t v = 0;
+    for (unsigned k = 0; k < pool.n; k++)
+        v |= (PK_AD | PK_WD) << (2 * pool.key[k]);
+    return v;
+}
+
 static void probe(void)
 {
     unsigned a, b, c, d;
     /* CPUID.(EAX=7,ECX=0):ECX bit 4 = OSPKE: the OS has set CR4.PKE. */
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(c & (1u << 4)))
+        return;
+    if (pthread_key_create(&exit_key, on_thread_exit) != 0)
         return;
     while (pool.n < 15) {
         long k = syscall(SYS_pkey_alloc, 0UL, (unsigned long)PK_AD);
@@ -147,6 +175,8 @@ static void unpin_self(void)
 
 static int pk_apply(const struct as__rights *r)
 {
+    uint32_t before = rdpkru();
+    wrpkru(before & ~pool_bits());  /* rule 4 */
     for (unsigned i = 0; i < r->n; i++)
         r->d[i]->pins++;
     for (unsigned i = 0; i < r->n; i++) {
@@ -155,10 +185,13 @@ static int pk_apply(const struct as__rights *r)
         if (err) {                  /* rule 3: back to where we were */
             for (unsigned j = 0; j < r->n; j++)
                 r->d[j]->pins--;
+            wrpkru(before);
             return err;
         }
         d->lru = ++pool.tick;
     }
+    if (self.n == 0 && r->n)        /* rule 5 */
+        pthread_setspecific(exit_key, &self);
     unpin_self();
     for (unsigned i = 0; i < r->n; i++)
         self.pinned[i] = r->d[i];
@@ -173,9 +206,7 @@ static int pk_apply(const struct as__rights *r)
         }
     }
 
-    uint32_t v = rdpkru();
-    for (unsigned k = 0; k < pool.n; k++)
-        v |= (PK_AD | PK_WD) << (2 * pool.key[k]);
+    uint32_t v = before | pool_bits();
     for (unsigned i = 0; i < r->n; i++) {
         unsigned sh = 2u * (unsigned)pool.key[r->d[i]->key];
         v &= ~((PK_AD | PK_WD) << sh);
@@ -229,10 +260,7 @@ static int pk_leave(void)
         if (e && !err)
             err = e;
     }
-    uint32_t v = rdpkru();
-    for (unsigned k = 0; k < pool.n; k++)
-        v |= (PK_AD | PK_WD) << (2 * pool.key[k]);
-    wrpkru(v);
+    wrpkru(rdpkru() | pool_bits());
     return err;
 }
 
