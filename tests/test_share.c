@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 #include <altstack.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,6 +522,46 @@ Test(share, hook_sees_only_changes)
     as_stack_free(&a);
     as_stack_free(&b);
     as_stack_free(&c);
+}
+
+/* ---- the registry under concurrent use -------------------------------------- */
+
+#define CHURN_STACKS 8
+#define CHURN_SIZE   (16 << 10)
+
+static void *churn(void *arg)
+{
+    char *mem = aligned_alloc(4096, CHURN_STACKS * CHURN_SIZE);
+    as_stack s[CHURN_STACKS];
+    as_domain d[CHURN_STACKS];
+    long errors = 0;
+    (void)arg;
+    for (int i = 0; i < CHURN_STACKS; i++)
+        errors += as_stack_init(&s[i], mem + i * CHURN_SIZE, CHURN_SIZE) != 0;
+    for (int round = 0; round < 300; round++) {
+        for (int i = 0; i < CHURN_STACKS; i++)
+            errors += as_domain_init(&d[i], &s[i]) != 0;
+        for (int i = 0; i < CHURN_STACKS; i++)
+            errors += as_domain_grant(&d[i], &s[(i + 1) % CHURN_STACKS], AS_PROT_READ) != 0;
+        for (int i = CHURN_STACKS; i-- > 0;)
+            errors += as_domain_fini(&d[i]) != 0;
+    }
+    free(mem);
+    return (void *)errors;
+}
+
+Test(share, registry_is_thread_safe)
+{
+    pthread_t th[4];
+    cr_assert_eq(as_domain_set_backend("mprotect"), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, churn, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        void *errors;
+        cr_assert_eq(pthread_join(th[i], &errors), 0);
+        cr_assert_null(errors, "thread %d saw %ld failures", i, (long)errors);
+    }
+    cr_assert_eq(as_domain_set_backend("mprotect"), 0, "every stack unmanaged again");
 }
 
 /* ---- bad arguments ----------------------------------------------------------- */
