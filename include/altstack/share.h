@@ -65,7 +65,8 @@
  *   "pkeys"     hosted, x86_64 with protection keys (CPUID OSPKE and the
  *               kernel's pkey_alloc).  Rights are per thread: entering a
  *               domain writes the thread's PKRU register, no system call when
- *               the domain's stacks hold keys.  There are at most 15 keys, so
+ *               the domain's stacks hold keys.  It allocates every key the
+ *               process has free at its first use.  There are at most 15, so
  *               keys are a cache (as libmpk does it): a stack that needs a key
  *               takes a free one or evicts the least recently used stack that
  *               no thread's current rights include; an evicted stack is
@@ -73,13 +74,14 @@
  *               key is held by stacks some thread's rights include, entering
  *               fails with -EBUSY; so does a domain whose own stack, grants
  *               and (in as_switch_domain) the switcher's stack need more
- *               keys than the pool has.  A thread's current rights hold their
- *               keys until it enters other rights or exits.  Signal
- *               handlers run with the kernel's
- *               default PKRU, which denies every key: handlers that may run
- *               on a managed stack need SA_ONSTACK and a sigaltstack outside
- *               the managed stacks.  aarch64 Linux has no usable userspace
- *               keys (POR_EL0) here: the back-end reports itself unsupported.
+ *               keys than the pool has.  A thread's current rights hold
+ *               their keys until it enters other rights or exits.  Signal
+ *               handlers run with the kernel's default PKRU, which denies
+ *               every key: handlers that may run on a managed stack need
+ *               SA_ONSTACK and a sigaltstack outside the managed stacks, and
+ *               must leave through sigreturn (siglongjmp would keep the
+ *               handler's PKRU).  aarch64 Linux has no usable userspace keys
+ *               (POR_EL0) here: the back-end reports itself unsupported.
  *   "mprotect"  hosted, everywhere.  Rights are process-wide: entering a
  *               domain mprotect()s the stacks whose rights change (about two
  *               system calls per switch between two domains).  Right for a
