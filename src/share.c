@@ -285,7 +285,7 @@ int as__page_leave(void)
 as_domain **as__page_cur(void) { return &g.page_cur; }
 
 /* The hook decides what it can protect: no check of its own. */
-static const struct as__ops ops_hook = AS__PAGE_OPS("hook", NULL);
+static const struct as__ops ops_hook = AS__PAGE_OPS("hook", NULL, as__page_attach);
 
 /* ---- the API ------------------------------------------------------------- */
 

@@ -43,8 +43,8 @@ AS_HIDDEN int         as__page_detach(as_domain *d);
 AS_HIDDEN int         as__page_apply(const struct as__rights *r);
 AS_HIDDEN int         as__page_leave(void);
 AS_HIDDEN as_domain **as__page_cur(void);
-#define AS__PAGE_OPS(nm, chk) {                                             \
-    .name = nm, .check = chk, .attach = as__page_attach,                  \
+#define AS__PAGE_OPS(nm, chk, att) {                                        \
+    .name = nm, .check = chk, .attach = att,                              \
     .detach = as__page_detach, .apply = as__page_apply,                   \
     .leave = as__page_leave, .cur = as__page_cur }
 

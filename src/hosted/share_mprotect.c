@@ -48,7 +48,22 @@ void as__domain_yield(void)
     sched_yield();
 }
 
-static const struct as__ops ops_mprotect = AS__PAGE_OPS("mprotect", as__page_aligned);
+/*
+ * Closing a stack next to its PROT_NONE guard page lets the kernel merge
+ * the two mappings, and opening it splits them again: per close+open pair
+ * of a 64 KiB stack that doubles the cost (measured here: 7.0 us against
+ * 3.5 us).  Mappings with different flags never merge, and the flag that
+ * changes least is MADV_NOHUGEPAGE: a managed stack is not backed by
+ * transparent huge pages (it stays so after as_domain_fini).
+ */
+static void mprotect_attach(as_domain *d)
+{
+    madvise(d->lo, as__domain_len(d), MADV_NOHUGEPAGE);
+    as__page_attach(d);
+}
+
+static const struct as__ops ops_mprotect =
+    AS__PAGE_OPS("mprotect", as__page_aligned, mprotect_attach);
 
 int as__domain_pick(const char *name, const struct as__ops **ops, as_domain_hook_fn *flush)
 {
