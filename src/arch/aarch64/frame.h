@@ -61,11 +61,12 @@ static inline void as__top_init(uint64_t *hdr)
 /* The switch returns through lr_pac after autiasp with sp == f. */
 static inline void as__frame_init(struct as_sw_frame *f, as_entry fn)
 {
+    uintptr_t entry = (uintptr_t)as__trampoline + AS_TRAMPOLINE_ENTRY;
     *f = (struct as_sw_frame){
         .fpcr = AS_FPCR_DEFAULT,
-        .lr_pac = as__pac_sign((uintptr_t)as__trampoline, (uintptr_t)f),
+        .lr_pac = as__pac_sign(entry, (uintptr_t)f),
         .x19 = (uintptr_t)fn,
-        .lr = (uintptr_t)as__trampoline,
+        .lr = entry,
     };
 }
 #endif

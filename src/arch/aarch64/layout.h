@@ -42,7 +42,7 @@
  *        | link                     |  S +  0  the first switcher's ctx
  *        +--------------------------+  <- S = top - 32 = sp in the trampoline
  *        | switch frame             |  x19 = entry fn, x29 = 0,
- *        |   lr = as__trampoline    |  FPCR 0 (round to nearest, no traps),
+ *        |   lr = as__trampoline+4  |  FPCR 0 (round to nearest, no traps),
  *        |                          |  signed copy made with modifier ctx
  *        +--------------------------+  <- ctx = S - 176
  */
@@ -72,6 +72,10 @@
 #define AS_TOP_END_FP   16
 #define AS_TOP_END_LR   24
 #define AS_TOP_SIZE     32
+
+/* A fresh frame's lr: as__trampoline + 4, past a never-executed first
+ * instruction, so that lr - 1 is inside the trampoline's FDE (switch.S). */
+#define AS_TRAMPOLINE_ENTRY 4
 
 /* FPCR of a fresh context: what Linux gives a new process (round to
  * nearest, every exception untrapped, no flush-to-zero). */

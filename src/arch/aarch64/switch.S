@@ -10,7 +10,7 @@
  *   | ...   x20 | x19    | ctx+80..          | link               | S+0 = top-32
  *   | d15 | d14 ... d8   | ctx+16..          +--------------------+
  *   | lr (signed) | FPCR | ctx+0             | switch frame with  |
- *   +--------------------+                   | lr = as__trampoline|
+ *   +--------------------+                   | lr = trampoline + 4|
  *                                            | x19 = entry fn     |
  *                                            +--------------------+ ctx = S-176
  *
@@ -170,7 +170,8 @@ as__switch_pop:
 AS_FUNC_END(AS_SYM(switch))
 
 /*
- * The first code a fresh context runs, entered by as_switch's final `ret`.
+ * The first code a fresh context runs, entered by as_switch's final `ret`
+ * at as__trampoline + AS_TRAMPOLINE_ENTRY.
  *   on entry: sp = S (top - 32, 16-byte aligned), x19 = entry fn,
  *             x29 = 0, x0 = the switcher's ctx (NULL if it finished),
  *             x1 = data
@@ -222,7 +223,12 @@ AS_FUNC_END(AS_SYM(switch))
  *   0x1e 0x22              DW_OP_mul, plus                 CFA
  *
  * The rules come before the first instruction, so they hold at every
- * instruction of the trampoline, its landing pad included.
+ * instruction of the trampoline.  That first instruction never runs: a
+ * fresh frame's lr points just past it, so that lr - 1, where unwinders
+ * look a return address up, lies inside this FDE.  While as_switch pops
+ * a fresh frame, its caller is then this trampoline (with an empty link,
+ * so the chain ends at as__context_start) rather than whatever precedes
+ * the trampoline in the text.  `ret` needs no BTI landing pad.
  */
     .text
     .globl  as__trampoline
@@ -244,11 +250,10 @@ as__trampoline:
     .cfi_offset x30, AS_SW_LR - AS_SW_SIZE
     .cfi_offset x29, AS_SW_FP - AS_SW_SIZE
     AS_CFI_SWITCH_SAVED
-    /* Reached by `ret`, which needs no landing pad; `bti c` keeps a
-     * `br x16/x17` (the only other way we could ever jump here) legal. */
-    bti     c
-    /* x0 is NULL when the switcher was a finishing context (an entry
-     * returned a transfer to this fresh one): no link, no cookie. */
+    nop                             /* never executed: see above */
+    /* as__trampoline + AS_TRAMPOLINE_ENTRY.  x0 is NULL when the switcher
+     * was a finishing context (an entry returned a transfer to this fresh
+     * one): no link, no cookie. */
     mov     x9, xzr
     cbz     x0, 1f
     ldr     x9, [x0, #AS_SW_LR]
