@@ -167,6 +167,28 @@ static void check_relay(void)
           "two contexts relay a token and return", "wrong token");
 }
 
+/* An entry that finishes into a context nobody has run yet: the fresh one
+ * starts with ctx NULL (nothing to return to) and hands its result to
+ * main through g_main_ctx. */
+static as_transfer second(as_transfer t)
+{
+    uintptr_t r = t.ctx == NULL ? (uintptr_t)t.data + 1 : 0;
+    return (as_transfer){ g_main_ctx, (void *)r };
+}
+
+static as_transfer first(as_transfer t)
+{
+    g_main_ctx = t.ctx;
+    return (as_transfer){ as_ctx_make(&stk[2], second), (void *)41 };
+}
+
+static void check_finish_into_fresh(void)
+{
+    as_transfer t = as_switch(as_ctx_make(&stk[1], first), NULL);
+    check(t.ctx == NULL && (uintptr_t)t.data == 42,
+          "an entry can finish into a fresh context", "wrong transfer");
+}
+
 /* Callee-saved registers (and FP control) survive, in both directions. */
 static void check_registers(void)
 {
@@ -260,6 +282,7 @@ static int fs_main(void)
     check_generator();
     check_ping_pong();
     check_relay();
+    check_finish_into_fresh();
     check_registers();
     check_ctx_make_args();
     check_call_on();
