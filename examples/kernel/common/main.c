@@ -12,9 +12,11 @@
  *               aarch64 it also makes a nested svc, which the EL1t entry
  *               takes below the handler's frame on the same stack)
  *   smp         the second CPU comes up with its own base register
- *   dlock       both CPUs increment one counter under a combining-mode
- *               delegation lock, half through as_dlock_call and half
- *               through the transparent lock/unlock; the total is exact
+ *   dlock       a combining-mode delegation lock shared by both CPUs: cpu0
+ *               holds it until cpu1 waits, and its unlock runs cpu1's
+ *               section on cpu0; then both increment one counter under it,
+ *               half through as_dlock_call and half through the transparent
+ *               lock/unlock; the total is exact
  *   preempt     a timer interrupt captures whatever runs into a pooled
  *               as_act (AS_ACT_FULL) and resumes the next record of a
  *               round-robin queue through the interrupt return (iretq /
@@ -182,8 +184,10 @@ static void check_smp(void)
 
 /* --- delegation lock shared by both CPUs ----------------------------------------- */
 
-#define DLOCK_ROUNDS 20000
-static volatile unsigned dlock_go, dlock_done;
+#define DLOCK_ROUNDS  100000          /* per CPU, after the hand-off */
+#define HANDOFF_TRIES 10
+#define HANDOFF_DONE  (~0u)
+static volatile unsigned dlock_go, dlock_done, handoff_req, handoff_ack;
 #ifdef KERNEL_HAVE_DLOCK
 static as_dlock dlock = AS_DLOCK_INITIALIZER;
 /* Not atomic, on purpose: only the lock makes the increments exact.  The
@@ -202,7 +206,7 @@ unsigned as_hook_cpu_id(void)
 static void *dl_increment(void *arg)
 {
     unsigned long v = dl_counter;
-    for (volatile int i = 0; i < 16; i++)
+    for (volatile int i = 0; i < 64; i++)
         ;
     dl_counter = v + 1;
     unsigned me = this_cpu()->idx;
@@ -212,12 +216,27 @@ static void *dl_increment(void *arg)
 }
 #endif
 
+/* Both CPUs: DLOCK_ROUNDS increments, alternating the closure API and the
+ * transparent lock/unlock.  cpu1 first answers cpu0's hand-off requests. */
 static void dlock_worker(void)
 {
+#ifdef KERNEL_HAVE_DLOCK
+    void *me = (void *)(uintptr_t)this_cpu()->idx;
+    if (me) {
+        unsigned last = 0, r;
+        while ((r = __atomic_load_n(&handoff_req, __ATOMIC_ACQUIRE)) != HANDOFF_DONE) {
+            if (r != last) {
+                as_dlock_call(&dlock, dl_increment, me);
+                last = r;
+                __atomic_store_n(&handoff_ack, r, __ATOMIC_RELEASE);
+            }
+            arch_relax();
+        }
+    }
+#endif
     while (!__atomic_load_n(&dlock_go, __ATOMIC_ACQUIRE))
         arch_relax();
 #ifdef KERNEL_HAVE_DLOCK
-    void *me = (void *)(uintptr_t)this_cpu()->idx;
     for (unsigned i = 0; i < DLOCK_ROUNDS; i++) {
         if (i & 1) {
             as_dlock_lock(&dlock);
@@ -234,15 +253,40 @@ static void dlock_worker(void)
 static void check_dlock(void)
 {
 #ifdef KERNEL_HAVE_DLOCK
+    /* The hand-off: cpu0 holds the lock until cpu1 is queued on it (the
+     * lock word counts waiters), then unlocks, which in combining mode
+     * runs cpu1's waiting section here, on cpu0, before releasing.
+     * Repeated in the unlikely case cpu1 had not published its request
+     * yet and took the lock over instead. */
+    unsigned tries = 0;
+    while (tries < HANDOFF_TRIES && !dl_delegated[0]) {
+        tries++;
+        as_dlock_lock(&dlock);
+        __atomic_store_n(&handoff_req, tries, __ATOMIC_RELEASE);
+        while (!(__atomic_load_n(&dlock.word, __ATOMIC_ACQUIRE) >> 1))
+            arch_relax();
+        for (volatile int i = 0; i < 100000; i++)
+            ;
+        dl_increment((void *)0);
+        as_dlock_unlock(&dlock);
+        while (__atomic_load_n(&handoff_ack, __ATOMIC_ACQUIRE) != tries)
+            arch_relax();
+    }
+    __atomic_store_n(&handoff_req, HANDOFF_DONE, __ATOMIC_RELEASE);
+    unsigned long handoff_served = dl_delegated[0];
+
+    /* The free-for-all. */
     __atomic_store_n(&dlock_go, 1, __ATOMIC_RELEASE);
     dlock_worker();
     while (__atomic_load_n(&dlock_done, __ATOMIC_ACQUIRE) < NCPU)
         arch_relax();
-    kprintf("  dlock: counter %lu (want %u); sections served for the other CPU: "
-            "by cpu0 %lu, by cpu1 %lu\n",
-            dl_counter, NCPU * DLOCK_ROUNDS, dl_delegated[0], dl_delegated[1]);
-    check(dl_counter == (unsigned long)NCPU * DLOCK_ROUNDS, "dlock");
+    unsigned long want = 2ul * tries + (unsigned long)NCPU * DLOCK_ROUNDS;
+    kprintf("  dlock: hand-off served on cpu0 after %u tries; counter %lu (want %lu); "
+            "sections served for the other CPU: by cpu0 %lu, by cpu1 %lu\n",
+            tries, dl_counter, want, dl_delegated[0], dl_delegated[1]);
+    check(dl_counter == want && handoff_served >= 1, "dlock");
 #else
+    __atomic_store_n(&handoff_req, HANDOFF_DONE, __ATOMIC_RELEASE);
     __atomic_store_n(&dlock_go, 1, __ATOMIC_RELEASE);
     kprintf("SKIP dlock: the library build has no delegation locks\n");
     nfail++;
