@@ -42,6 +42,9 @@ __attribute__((noreturn)) void arch_exit(bool pass);
 void arch_cpu_init(struct cpu *c);          /* base register, aux stack, vectors */
 void arch_start_cpu(unsigned idx);          /* start CPU idx at kmain_ap()       */
 long arch_syscall(long nr, long a0, long a1);
+#if AS_ARCH_X86_64
+void arch_gs_base_set(void *base);         /* GS_BASE only, as a user GS would */
+#endif
 void arch_timer_start(void);                /* periodic tick on this CPU         */
 void arch_timer_stop(void);
 void arch_irq_enable(void);

@@ -59,7 +59,7 @@ static void put_num(unsigned long v, unsigned base, int width)
         arch_putc(buf[--i]);
 }
 
-/* %s %c %d %u %x %lu %ld %lx %p, with an optional zero-pad width for x. */
+/* %s %c %d %u %x %lu %ld %lx %p %%, with an optional zero-pad width. */
 static void vprint(const char *f, va_list ap)
 {
     for (; *f; f++) {
@@ -105,6 +105,9 @@ static void vprint(const char *f, va_list ap)
             arch_putc('0');
             arch_putc('x');
             put_num((uintptr_t)va_arg(ap, void *), 16, 0);
+            break;
+        case '%':
+            arch_putc('%');
             break;
         default:
             arch_putc('%');

@@ -8,9 +8,10 @@
  *   switch      as_ctx_make / as_switch: a generator on a stack of its own
  *   call_on_aux as_call_on_aux runs on this CPU's aux stack
  *   syscall     a context on a 512-byte stack makes a system call; the
- *               handler runs on the aux stack and uses 2 KiB of it (on
- *               aarch64 it also makes a nested svc, which the EL1t entry
- *               takes below the handler's frame on the same stack)
+ *               handler runs on the aux stack and uses 2 KiB of it.
+ *               x86_64 repeats it with a foreign GS_BASE, as from user
+ *               code; on aarch64 the handler makes a nested svc, which the
+ *               EL1t entry takes below its frame on the same stack
  *   smp         the second CPU comes up with its own base register
  *   dlock       a combining-mode delegation lock shared by both CPUs: cpu0
  *               holds it until cpu1 waits, and its unlock runs cpu1's
@@ -95,6 +96,7 @@ static void check_call_on_aux(void)
 
 #define SYS_PROBE 7
 #define SYS_NESTED 8
+#define SYS_GS 9
 static struct {
     uint64_t guard[64];                 /* below the stack: must stay intact */
     char stack[512] __attribute__((aligned(16)));
@@ -105,6 +107,10 @@ static volatile uintptr_t sys_caller_sp, sys_handler_fp, nested_caller_sp, neste
 
 long ksyscall(long nr, long a0, long a1, uintptr_t caller_sp)
 {
+    if (nr == SYS_GS) {                 /* which GS does the handler run with? */
+        sys_handler_fp = (uintptr_t)__builtin_frame_address(0);
+        return (long)(uintptr_t)as_percpu_get();
+    }
     if (nr == SYS_NESTED) {
         nested_caller_sp = caller_sp;
         nested_fp = (uintptr_t)__builtin_frame_address(0);
@@ -152,6 +158,24 @@ static void check_syscall(void)
             (unsigned long)nested_caller_sp, (unsigned long)nested_fp);
     ok = ok && nested_caller_sp <= sys_handler_fp && nested_fp < nested_caller_sp &&
          within(c->pc.aux_lo, aux_size, nested_fp);
+#endif
+#if AS_ARCH_X86_64
+    /* The GS invariant: a caller whose GS_BASE is its own (a user GS)
+     * still enters on this CPU's aux stack, found through KERNEL_GS_BASE
+     * inside the swapgs window, and the handler and the caller keep the
+     * caller's GS. */
+    static as_percpu foreign;
+    foreign.self = &foreign;
+    struct cpu *c = this_cpu();
+    size_t aux_size = (size_t)((char *)c->pc.aux_top - (char *)c->pc.aux_lo);
+    arch_gs_base_set(&foreign);
+    void *handler_gs = (void *)arch_syscall(SYS_GS, 0, 0);
+    void *after_gs = as_percpu_get();
+    arch_gs_base_set(c);
+    kprintf("  syscall with a foreign GS: handler frame %lx, handler's %%gs:0 %p, caller's after %p\n",
+            (unsigned long)sys_handler_fp, handler_gs, after_gs);
+    ok = ok && handler_gs == &foreign && after_gs == &foreign && as_percpu_get() == c &&
+         within(c->pc.aux_lo, aux_size, sys_handler_fp);
 #endif
     check(ok, "syscall");
 }

@@ -236,6 +236,13 @@ void x86_fault(struct arch_frame *f)
 
 /* --- system call --------------------------------------------------------------- */
 
+#define MSR_GS_BASE 0xc0000101
+
+void arch_gs_base_set(void *base)
+{
+    wrmsr(MSR_GS_BASE, (uintptr_t)base);
+}
+
 long arch_syscall(long nr, long a0, long a1)
 {
     long r = nr;
