@@ -45,8 +45,13 @@
  * arrived during fn, even one running on a stack of its own), calls fn
  * right where it is instead of starting again at the top, which would
  * overwrite the frames below.  The kernel entry paths cannot check this
- * cheaply: code running on the aux stack must not enter through them
- * again (a syscall handler does not make syscalls), exactly as in Linux.
+ * cheaply, and start at the top unconditionally:
+ *   x86_64   code on the aux stack (a syscall handler, as_call_on_aux's
+ *            fn) must not execute SYSCALL, exactly as in Linux;
+ *   aarch64  as_call_on_aux's fn (SPSel = 1 on the trap half) must not
+ *            take a synchronous exception (svc, a fault); an exception
+ *            handler (SPSel = 0) may: its exceptions enter through the
+ *            `nested` path, below its own frame.
  *
  * Thread safety: every function acts on the calling thread (hosted) or CPU
  * (freestanding) only.
