@@ -1,5 +1,78 @@
 /* SPDX-License-Identifier: MIT */
-/* altstack/activation.h - complete CPU state records. */
+/*
+ * altstack/activation.h - complete CPU state records ("activations").
+ *
+ * An activation is the CPU state of an execution that was stopped, kept in
+ * an as_act record so that a scheduler can resume it later, exactly, on any
+ * thread.  A record is filled in one of three ways, and remembers which
+ * (as_act_kind):
+ *
+ *   AS_ACT_CALL   as_act_capture(a): a function call, so the ABI already
+ *                 made every caller-saved register dead.  The record holds
+ *                 what survives a call: the callee-saved registers, SP, PC
+ *                 and the FP control words (x86_64 MXCSR and x87 CW;
+ *                 aarch64 FPCR).  No XSAVE: capture costs a few ns.
+ *   AS_ACT_FULL   as_act_from_ucontext(a, uc) in a signal handler, or a
+ *                 kernel's interrupt entry: every general-purpose register,
+ *                 the flags, SP, PC and the whole FP/SIMD state (x86_64: the
+ *                 XSAVE components the OS enabled, as the kernel stored them
+ *                 in the signal frame, so no XSAVE of our own; aarch64:
+ *                 q0-q31, FPSR, FPCR).
+ *   AS_ACT_FRESH  as_act_init(a, stack, fn, arg): resuming it calls fn(arg)
+ *                 on the stack, with the ABI's default FP control state.
+ *
+ * as_act_resume(a) restores what the record holds and jumps into it:
+ *
+ *   kind   x86_64                         aarch64
+ *   CALL   callee-saved + rsp, MXCSR/FCW,  x19-x29, lr, sp, d8-d15, FPCR;
+ *          rax = 1; jmp (a few ns)         x0 = 1; br x16 (x16/x17 are
+ *                                          dead at a call: exact)
+ *   FRESH  as CALL, into a trampoline      as CALL, into a trampoline
+ *          that calls fn(arg)              that calls fn(arg)
+ *   FULL   XRSTOR (FXRSTOR without XSAVE), hosted: rt_sigreturn of a frame
+ *          every GPR and RFLAGS, no system built on the stack below sp
+ *          call, never writing the 128-byte (exact: the kernel loads pc, sp
+ *          red zone below the resumed rsp   and every register at once);
+ *                                          freestanding: x16/x17 path
+ *                                          (see as_act_resume)
+ *
+ * Pools.  An as_act_pool hands out records lock-free, and async-signal-safely:
+ * a signal handler may allocate while the interrupted code, or other threads,
+ * allocate or release from the same pool.  Resuming a record that came from
+ * a pool returns it to the pool after the last read of it and before the
+ * jump: an upcall that resumes the record it was given leaks nothing.
+ *
+ *     static as_act recs[64];                 // or any 64-byte aligned array
+ *     static as_act_pool pool;
+ *     as_act_pool_init(&pool, recs, 64);
+ *
+ *     as_act *a = as_act_alloc(&pool);
+ *     if (as_act_capture(a) == 0) {
+ *         ... hand `a` to a scheduler, run something else ...
+ *         as_act_resume(a);                   // never returns
+ *     }
+ *     // here again, capture returned 1; `a` is back in the pool
+ *
+ * Who may call what, concurrently:
+ *
+ *   function                 same record          same pool, other record
+ *   as_act_capture/init/     one caller at a      any thread, any signal
+ *   from_ucontext/resume     time (it is data)    handler, at once
+ *   as_act_alloc/release     -                    any thread, any signal
+ *                                                 handler, at once
+ *   as_act_pool_init         -                    nobody else may use the pool
+ *   as_act_pc/sp/kind        not during a fill    anything
+ *
+ * A record must not be resumed twice, resumed after it went back to its
+ * pool, or resumed while it lies in the stack area the resumed code does not
+ * own (below its SP); none of this can be detected and all of it is
+ * undefined.  The signal mask is per OS thread and not part of a record.
+ *
+ * Mode: everything here exists in both modes except the ucontext interop.
+ * A freestanding kernel fills an AS_ACT_FULL record in its interrupt entry
+ * (every field above the pool fields, kind = AS_ACT_FULL) and then calls
+ * as_act_rollforward.
+ */
 #ifndef ALTSTACK_ACTIVATION_H
 #define ALTSTACK_ACTIVATION_H
 
@@ -11,21 +84,178 @@ AS_BEGIN_DECLS
 typedef struct as_act as_act;
 typedef struct as_act_pool as_act_pool;
 
+/* How a record was filled (as_act_kind). */
+#define AS_ACT_NONE  0      /* never filled                                */
+#define AS_ACT_CALL  1      /* by as_act_capture                           */
+#define AS_ACT_FULL  2      /* from a signal frame or an interrupt entry   */
+#define AS_ACT_FRESH 3      /* by as_act_init                              */
+
+#if AS_ARCH_X86_64
+/* Size of a record, and of its FP area: the legacy FXSAVE region, the
+ * XSAVE header and every user component up to and including AVX-512 and
+ * PKRU (2696 bytes in standard format) fit.  AMX tile data does not:
+ * as_act_fpu_check() says so. */
+# define AS_ACT_SIZE      4096
+# define AS_ACT_FPU_SIZE  3904
+struct __attribute__((aligned(64))) as_act {
+    /* 0..128: the order the full resume pops them in */
+    uint64_t r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8;
+    uint64_t rax, rcx, rdx, rsi, rdi;
+    uint64_t rflags, rip, rsp;
+    uint32_t mxcsr;                 /* CALL/FRESH; FULL keeps it in fpu too */
+    uint16_t fcw;                   /* x87 control word, likewise           */
+    uint16_t kind;                  /* AS_ACT_*                             */
+    /* pool membership: owned by the pool, kept by every fill */
+    as_act_pool *pool;
+    const as_act *self;             /* == this record while it is pooled    */
+    uint32_t next, slot;            /* free-list link, 1-based index        */
+    uint64_t reserved[2];
+    /* XSAVE standard format (FXSAVE if the CPU has no XSAVE) */
+    unsigned char fpu[AS_ACT_FPU_SIZE] __attribute__((aligned(64)));
+};
+#else
+# define AS_ACT_SIZE      1024
+# define AS_ACT_FPU_SIZE  512
+struct __attribute__((aligned(64))) as_act {
+    uint64_t x[31];                 /* x0..x30                              */
+    uint64_t sp, pc;
+    uint64_t pstate;                /* NZCV in bits 31..28                  */
+    uint32_t fpsr, fpcr;
+    uint16_t kind, pad16;
+    uint32_t pad32;
+    as_act_pool *pool;              /* pool membership, as on x86_64        */
+    const as_act *self;
+    uint32_t next, slot;
+    uint64_t reserved;
+    /* q0..q31 (FULL); a CALL record keeps d8-d15 in the low halves of
+     * v[8..15] */
+    unsigned char v[32][16] __attribute__((aligned(64)));
+    uint64_t spare[24];
+};
+#endif
+
+/* A pool: a lock-free stack of records, ABA-safe through a version tag in
+ * the head word.  Initialize with as_act_pool_init; the fields are private. */
+struct as_act_pool {
+    uint64_t head;                  /* tag:32 | slot:32 of the first free   */
+    as_act  *records;
+    size_t   n;
+};
+
+/*
+ * as_act_capture - capture the caller's state into `a` (an AS_ACT_CALL
+ * record).  Returns 0 now, and 1 each time `a` is resumed.  Like setjmp,
+ * locals the caller changes between the two returns must be volatile.
+ * The pool fields of `a` are kept.  Mode: both.  Async-signal-safe.
+ */
 __attribute__((returns_twice)) AS_API int as_act_capture(as_act *a);
+
+/*
+ * as_act_resume - resume the execution recorded in `a`; never returns.
+ * What is restored depends on as_act_kind(a) (the table above).  No system
+ * call on x86_64; on aarch64 a FULL record in a hosted build goes through
+ * rt_sigreturn, everything else through x16/x17.  Never writes into the
+ * 128-byte red zone below the resumed SP (x86_64).  If `a` came from a
+ * pool it is back in the pool by the time the resumed code runs.
+ * `a` must hold a filled record (the hot path checks nothing).
+ * Mode: both.  Async-signal-safe (a handler may leave through it).
+ */
 AS_API AS_NORETURN void as_act_resume(as_act *a);
+
+/*
+ * as_act_init - make `a` an AS_ACT_FRESH record that, when resumed, calls
+ * fn(arg) at the top of stack s with a 16-byte aligned SP, a zero frame
+ * pointer (backtraces end there) and the ABI's default FP control state
+ * (x86_64 MXCSR 0x1f80, FCW 0x37f; aarch64 FPCR 0).  fn must not return:
+ * if it does, the thread traps.  If a, s or fn is NULL or s is smaller than
+ * AS_STACK_MIN, `a` is left unfilled (AS_ACT_NONE) and as_act_kind says so.
+ * Mode: both.  Async-signal-safe.
+ */
 AS_API void      as_act_init(as_act *a, const as_stack *s, void (*fn)(void *), void *arg);
+
+/* as_act_pc / as_act_sp - where the recorded execution will continue, and
+ * its stack pointer.  0 for a NULL or unfilled record.
+ * Mode: both.  Async-signal-safe. */
 AS_API uintptr_t as_act_pc(const as_act *a);
 AS_API uintptr_t as_act_sp(const as_act *a);
 
+/* as_act_kind - AS_ACT_NONE, _CALL, _FULL or _FRESH (NONE for NULL). */
+AS_API int       as_act_kind(const as_act *a);
+
+/*
+ * as_act_pool_init - make the n records at `records` a pool, all free.
+ * Returns 0; -EINVAL if p or records is NULL, n is 0 or above 2^32-1, or
+ * records is not 64-byte aligned; -ENOSPC if this CPU's FP/SIMD state does
+ * not fit a record (see as_act_fpu_check): a pool could not hold a full
+ * activation.  Not concurrent with any other use of p.
+ * Mode: both.  Async-signal-safe.
+ */
 AS_API int     as_act_pool_init(as_act_pool *p, as_act *records, size_t n);
+
+/* as_act_alloc - take a free record, or NULL when none is left (or p is
+ * NULL).  The record's contents other than its pool fields are whatever
+ * its last use left.  Lock-free, async-signal-safe.  Mode: both. */
 AS_API as_act *as_act_alloc(as_act_pool *p);
+
+/* as_act_release - give a record back to its pool.  A record that is not
+ * from a pool (or NULL) is ignored.  Releasing a record twice is undefined.
+ * Lock-free, async-signal-safe.  Mode: both. */
 AS_API void    as_act_release(as_act *a);
 
+/* as_act_pool_free - how many records are free right now (a snapshot that
+ * concurrent use may change at once; exact when the pool is quiet).
+ * Mode: both.  Async-signal-safe. */
+AS_API size_t  as_act_pool_free(const as_act_pool *p);
+
+/*
+ * as_act_fpu_size - bytes this CPU's FP/SIMD state needs in a record
+ * (x86_64: the XSAVE size for the components the OS enabled, CPUID leaf
+ * 0xD; aarch64: 512 for q0-q31).  as_act_fpu_check - 0 if that fits
+ * AS_ACT_FPU_SIZE, -ENOSPC if not (for instance with AMX tile data
+ * enabled); on such a CPU a FULL record keeps only the components that fit
+ * and the others resume in their initial state.
+ * Mode: both.  Async-signal-safe.
+ */
+AS_API size_t  as_act_fpu_size(void);
+AS_API int     as_act_fpu_check(void);
+
+/*
+ * as_act_rollforward - if `a` (just filled with the registers of an
+ * interrupted execution) was stopped inside as_act_resume after it had
+ * given its record back to the pool, rewrite `a` into the state the resume
+ * was about to reach: the resumed code at its resume point.  Signal and
+ * interrupt handlers that capture state must call it (as_act_from_ucontext
+ * does) so that no record ever shows a PC inside the library's resume
+ * tail, and no released record is ever read again.  Returns 1 if it
+ * rewrote `a`, 0 if not.  as_act_resume_busy(pc) - 1 if pc lies in the part
+ * of as_act_resume that still reads its record (the record is in use:
+ * don't capture, defer), else 0.
+ * Mode: both.  Async-signal-safe.
+ */
+AS_API int     as_act_rollforward(as_act *a);
+AS_API int     as_act_resume_busy(uintptr_t pc);
+
 #if AS_HOSTED
+/*
+ * as_act_from_ucontext - fill `a` as an AS_ACT_FULL record from the third
+ * argument of an SA_SIGINFO handler: every register and the FP/SIMD state
+ * the kernel saved in the signal frame (x86_64 gregs + XSAVE area, header
+ * sanitized so that XRSTOR accepts it; aarch64 sigcontext + fpsimd_context),
+ * then as_act_rollforward.  Mode: hosted.  Async-signal-safe.
+ */
 AS_API void as_act_from_ucontext(as_act *a, const void *ucontext);
+
+/*
+ * as_act_to_ucontext - write the state `a` holds into a signal frame's
+ * ucontext, so that returning from the handler resumes `a` (sigreturn).
+ * FULL records restore everything; CALL and FRESH records what they hold
+ * (x86_64 rax = 1 / aarch64 x0 = 1, as a resume would).  The FP/SIMD
+ * state goes into the frame's own FP area, up to the size the kernel made.
+ * Mode: hosted.  Async-signal-safe.
+ */
 AS_API void as_act_to_ucontext(const as_act *a, void *ucontext);
 #endif
 
 AS_END_DECLS
 
-#endif
+#endif /* ALTSTACK_ACTIVATION_H */

@@ -59,4 +59,56 @@
 #define AS_MXCSR_DEFAULT 0x1f80
 #define AS_FCW_DEFAULT   0x037f
 
+/* --- activations (as_act, include/altstack/activation.h) ---------------
+ *
+ *   record (64-byte aligned, AS_ACT_SIZE)      full-resume staging area,
+ *   +-----------------------------+ 0          on the target stack
+ *   | r15 r14 r13 r12 rbp rbx     | 0..40      +--------------------+ T = rsp
+ *   | r11 r10 r9 r8               | 48..72     | red zone, 128 bytes|
+ *   | rax rcx rdx rsi rdi         | 80..112    | never written      |
+ *   | rflags                      | 120        +--------------------+ T-128
+ *   | rip                         | 128        | rip                | S+128
+ *   | rsp                         | 136        | rflags             | S+120
+ *   | mxcsr:32 fcw:16 kind:16     | 144        | rdi .. r15         | S+112..S
+ *   | pool  | self | next | slot  | 152..172   +--------------------+ S = T-264
+ *   | reserved                    | 176
+ *   | fpu: XSAVE / FXSAVE area    | 192 .. 4096
+ *   +-----------------------------+
+ *
+ *   pool: head (tag:32 | slot:32, 0 = empty) at 0.
+ */
+#define AS_ACT_R15       0
+#define AS_ACT_R14       8
+#define AS_ACT_R13      16
+#define AS_ACT_R12      24
+#define AS_ACT_RBP      32
+#define AS_ACT_RBX      40
+#define AS_ACT_R11      48
+#define AS_ACT_R10      56
+#define AS_ACT_R9       64
+#define AS_ACT_R8       72
+#define AS_ACT_RAX      80
+#define AS_ACT_RCX      88
+#define AS_ACT_RDX      96
+#define AS_ACT_RSI     104
+#define AS_ACT_RDI     112
+#define AS_ACT_RFLAGS  120
+#define AS_ACT_RIP     128
+#define AS_ACT_RSP     136
+#define AS_ACT_MXCSR   144
+#define AS_ACT_FCW     148
+#define AS_ACT_KIND    150
+#define AS_ACT_POOL    152
+#define AS_ACT_SELF    160
+#define AS_ACT_NEXT    168
+#define AS_ACT_SLOT    172
+#define AS_ACT_FPU     192
+#define AS_ACT_STAGE   136      /* bytes staged: r15..rdi, rflags, rip     */
+#define AS_ACT_REDZONE 128
+#define AS_ACT_POOL_HEAD 0
+#define AS_ACT_KIND_CALL 1      /* = AS_ACT_CALL, AS_ACT_FULL, AS_ACT_FRESH */
+#define AS_ACT_KIND_FULL 2
+#define AS_ACT_KIND_FRESH 3
+/* --- end activations --- */
+
 #endif

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src/activation.c - activation records: pools, fresh records, accessors,
+ * the FP area's size, and the roll-forward of interrupted resumes.
+ * capture and resume are assembly (src/arch/<arch>/activation.S); the
+ * record and the staging layout are in src/arch/<arch>/layout.h.
+ *
+ * Pool invariant.  head = tag:32 | slot:32, slot 1-based, 0 = empty; each
+ * free record's `next` is the slot below it.  A pop (as_act_alloc) CASes
+ * head from (t, s) to (t + 1, records[s-1].next); a push (as_act_release,
+ * and as_act_resume's release in assembly) CASes (t, s) to (t, mine) after
+ * writing next = s.  Every pop changes the tag, so a pop that read `next`
+ * of a record which was then popped and pushed again (ABA) fails its CAS.
+ * Records are never unmapped while the pool lives, so reading a stale
+ * `next` is harmless.  Both operations are a bounded number of plain loads
+ * and one CAS per attempt: lock-free and async-signal-safe.
+ */
+#include "internal.h"
+
+_Static_assert(sizeof(as_act) == AS_ACT_SIZE, "as_act size");
+_Static_assert(_Alignof(as_act) == 64, "as_act alignment");
+_Static_assert(AS_ACT_KIND_CALL == AS_ACT_CALL && AS_ACT_KIND_FULL == AS_ACT_FULL &&
+               AS_ACT_KIND_FRESH == AS_ACT_FRESH, "kinds");
+_Static_assert(offsetof(as_act, pool) == AS_ACT_POOL, "layout");
+_Static_assert(offsetof(as_act, self) == AS_ACT_SELF, "layout");
+_Static_assert(offsetof(as_act, next) == AS_ACT_NEXT, "layout");
+_Static_assert(offsetof(as_act, slot) == AS_ACT_SLOT, "layout");
+_Static_assert(offsetof(as_act, kind) == AS_ACT_KIND, "layout");
+_Static_assert(offsetof(as_act_pool, head) == AS_ACT_POOL_HEAD, "layout");
+
+#define SLOT_MASK 0xffffffffull
+
+/* Labels inside as_act_resume (activation.S). */
+AS_HIDDEN extern const char as__act_resume_end[];
+
+#if AS_ARCH_X86_64
+_Static_assert(offsetof(as_act, r15) == AS_ACT_R15, "layout");
+_Static_assert(offsetof(as_act, r14) == AS_ACT_R14, "layout");
+_Static_assert(offsetof(as_act, r13) == AS_ACT_R13, "layout");
+_Static_assert(offsetof(as_act, r12) == AS_ACT_R12, "layout");
+_Static_assert(offsetof(as_act, rbp) == AS_ACT_RBP, "layout");
+_Static_assert(offsetof(as_act, rbx) == AS_ACT_RBX, "layout");
+_Static_assert(offsetof(as_act, r11) == AS_ACT_R11, "layout");
+_Static_assert(offsetof(as_act, r10) == AS_ACT_R10, "layout");
+_Static_assert(offsetof(as_act, r9) == AS_ACT_R9, "layout");
+_Static_assert(offsetof(as_act, r8) == AS_ACT_R8, "layout");
+_Static_assert(offsetof(as_act, rax) == AS_ACT_RAX, "layout");
+_Static_assert(offsetof(as_act, rcx) == AS_ACT_RCX, "layout");
+_Static_assert(offsetof(as_act, rdx) == AS_ACT_RDX, "layout");
+_Static_assert(offsetof(as_act, rsi) == AS_ACT_RSI, "layout");
+_Static_assert(offsetof(as_act, rdi) == AS_ACT_RDI, "layout");
+_Static_assert(offsetof(as_act, rflags) == AS_ACT_RFLAGS, "layout");
+_Static_assert(offsetof(as_act, rip) == AS_ACT_RIP, "layout");
+_Static_assert(offsetof(as_act, rsp) == AS_ACT_RSP, "layout");
+_Static_assert(offsetof(as_act, mxcsr) == AS_ACT_MXCSR, "layout");
+_Static_assert(offsetof(as_act, fcw) == AS_ACT_FCW, "layout");
+_Static_assert(offsetof(as_act, fpu) == AS_ACT_FPU, "layout");
+_Static_assert(AS_ACT_STAGE == AS_ACT_RIP + 8, "staging = r15 .. rip");
+
+AS_HIDDEN void as__act_start(void);
+AS_HIDDEN extern const char as__act_cwin[], as__act_ctail[], as__act_ctail_end[];
+AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[],
+    as__act_ftail_popf[], as__act_ftail_ret[], as__act_ftail_end[];
+
+/*
+ * The XSAVE mask as_act_resume restores with (0: FXRSTOR), and the size
+ * the CPU wants.  Computed once from CPUID; racing first calls compute the
+ * same values, so plain relaxed stores suffice (async-signal-safe).
+ */
+AS_HIDDEN uint64_t as__act_xmask;
+static size_t act_fpu_size;
+static int act_cpu_done;
+
+#define XFEATURE_PKRU (1ull << 9)
+
+static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                     : "a"(leaf), "c"(sub));
+}
+
+AS_HIDDEN void as__act_cpu_init(void)
+{
+    if (__atomic_load_n(&act_cpu_done, __ATOMIC_ACQUIRE))
+        return;
+    uint32_t r[4];
+    uint64_t mask = 0;
+    size_t size = 512;                          /* FXSAVE */
+    cpuid(1, 0, r);
+    if ((r[2] & (1u << 26)) && (r[2] & (1u << 27))) {   /* XSAVE, OSXSAVE */
+        uint32_t lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        uint64_t xcr0 = (uint64_t)hi << 32 | lo;
+        cpuid(0xd, 0, r);
+        size = r[1];
+        /* Never restore a record's PKRU over the live one; keep only the
+         * components that fit the record (standard format offsets). */
+        mask = xcr0 & ~XFEATURE_PKRU;
+        for (unsigned i = 2; i < 64; i++) {
+            if (!(mask >> i & 1))
+                continue;
+            cpuid(0xd, i, r);
+            if ((uint64_t)r[1] + r[0] > AS_ACT_FPU_SIZE)
+                mask &= ~(1ull << i);
+        }
+    }
+    __atomic_store_n(&as__act_xmask, mask, __ATOMIC_RELAXED);
+    __atomic_store_n(&act_fpu_size, size, __ATOMIC_RELAXED);
+    __atomic_store_n(&act_cpu_done, 1, __ATOMIC_RELEASE);
+}
+
+size_t as_act_fpu_size(void)
+{
+    as__act_cpu_init();
+    return act_fpu_size;
+}
+
+void as_act_init(as_act *a, const as_stack *s, void (*fn)(void *), void *arg)
+{
+    if (!a)
+        return;
+    a->kind = AS_ACT_NONE;
+    if (!s || !fn || !s->lo || !s->hi)
+        return;
+    uintptr_t top = as__align_down((uintptr_t)s->hi, 16);
+    if (top < (uintptr_t)s->lo || top - (uintptr_t)s->lo < AS_STACK_MIN)
+        return;
+    a->rip = (uintptr_t)as__act_start;
+    a->rsp = top;
+    a->rbx = (uintptr_t)fn;
+    a->r12 = (uintptr_t)arg;
+    a->rbp = a->r13 = a->r14 = a->r15 = 0;
+    a->mxcsr = AS_MXCSR_DEFAULT;
+    a->fcw = AS_FCW_DEFAULT;
+    a->kind = AS_ACT_FRESH;
+}
+
+uintptr_t as_act_pc(const as_act *a) { return a && a->kind ? a->rip : 0; }
+uintptr_t as_act_sp(const as_act *a) { return a && a->kind ? a->rsp : 0; }
+
+static int in(uintptr_t pc, const char *lo, const char *hi)
+{
+    return pc >= (uintptr_t)lo && pc < (uintptr_t)hi;
+}
+
+int as_act_resume_busy(uintptr_t pc)
+{
+    return in(pc, (const char *)as_act_resume, as__act_resume_end) &&
+           !in(pc, as__act_ctail, as__act_ctail_end) &&
+           !in(pc, as__act_ftail, as__act_ftail_end);
+}
+
+/*
+ * Roll an interrupted resume forward (see activation.S, "The resume
+ * window").  The CALL tail keeps rbx, rsp, rip in r9, r10, r11 and never
+ * changes them.  The FULL tail reads the staged words at S; its loads are
+ * idempotent, so until rsp moves past them every register can be read
+ * from S whichever loads already ran.  At the jnz after the release CAS,
+ * ZF set means the CAS succeeded: the record is gone, continue as a tail.
+ */
+int as_act_rollforward(as_act *a)
+{
+    uintptr_t pc = a->rip;
+    const uint64_t ZF = 1u << 6;
+    if (pc == (uintptr_t)as__act_cwin && (a->rflags & ZF))
+        pc = (uintptr_t)as__act_ctail;
+    if (pc == (uintptr_t)as__act_fwin && (a->rflags & ZF))
+        pc = (uintptr_t)as__act_ftail;
+
+    if (in(pc, as__act_ctail, as__act_ctail_end)) {
+        a->rbx = a->r9;
+        a->rsp = a->r10;
+        a->rip = a->r11;
+        a->rax = 1;
+        return 1;
+    }
+    if (!in(pc, as__act_ftail, as__act_ftail_end))
+        return 0;
+    const uint64_t *st;
+    if (pc < (uintptr_t)as__act_ftail_popf) {
+        st = (const uint64_t *)(pc < (uintptr_t)as__act_ftail_load ? a->rsi : a->rsp);
+        __builtin_memcpy(a, st, AS_ACT_RFLAGS);           /* r15 .. rdi */
+        st += AS_ACT_RFLAGS / 8;
+    } else {
+        st = (const uint64_t *)a->rsp;                    /* at popfq or ret */
+    }
+    if (pc < (uintptr_t)as__act_ftail_ret)
+        a->rflags = *st++;
+    a->rip = *st++;
+    a->rsp = (uintptr_t)st + AS_ACT_REDZONE;
+    return 1;
+}
+
+#endif /* AS_ARCH_X86_64 */
+
+int as_act_fpu_check(void)
+{
+    return as_act_fpu_size() <= AS_ACT_FPU_SIZE ? 0 : -AS_ENOSPC;
+}
+
+int as_act_kind(const as_act *a) { return a ? a->kind : AS_ACT_NONE; }
+
+int as_act_pool_init(as_act_pool *p, as_act *records, size_t n)
+{
+    if (!p || !records || n == 0 || n >= SLOT_MASK || ((uintptr_t)records & 63))
+        return -AS_EINVAL;
+    if (as_act_fpu_check() != 0)
+        return -AS_ENOSPC;
+    for (size_t i = 0; i < n; i++) {
+        as_act *r = &records[i];
+        r->pool = p;
+        r->self = r;
+        r->slot = (uint32_t)(i + 1);
+        r->next = (uint32_t)i;          /* the slot below: i, 0 for the first */
+        r->kind = AS_ACT_NONE;
+    }
+    p->records = records;
+    p->n = n;
+    __atomic_store_n(&p->head, (uint64_t)n, __ATOMIC_RELEASE);
+    return 0;
+}
+
+as_act *as_act_alloc(as_act_pool *p)
+{
+    if (!p)
+        return NULL;
+    uint64_t old = __atomic_load_n(&p->head, __ATOMIC_ACQUIRE);
+    for (;;) {
+        uint32_t s = (uint32_t)(old & SLOT_MASK);
+        if (!s)
+            return NULL;
+        as_act *r = &p->records[s - 1];
+        uint64_t nx = __atomic_load_n(&r->next, __ATOMIC_RELAXED);
+        uint64_t new_head = (((old >> 32) + 1) << 32) | nx;
+        if (__atomic_compare_exchange_n(&p->head, &old, new_head, 1,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+            return r;
+    }
+}
+
+void as_act_release(as_act *a)
+{
+    if (!a || !a->pool || a->self != a)
+        return;
+    as_act_pool *p = a->pool;
+    uint64_t old = __atomic_load_n(&p->head, __ATOMIC_RELAXED);
+    uint64_t new_head;
+    do {
+        __atomic_store_n(&a->next, (uint32_t)(old & SLOT_MASK), __ATOMIC_RELAXED);
+        new_head = (old & ~SLOT_MASK) | a->slot;
+    } while (!__atomic_compare_exchange_n(&p->head, &old, new_head, 1,
+                                          __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+size_t as_act_pool_free(const as_act_pool *p)
+{
+    if (!p || !p->records)
+        return 0;
+    size_t count = 0;
+    uint32_t s = (uint32_t)(__atomic_load_n(&p->head, __ATOMIC_ACQUIRE) & SLOT_MASK);
+    while (s && s <= p->n && count < p->n) {
+        count++;
+        s = __atomic_load_n(&p->records[s - 1].next, __ATOMIC_RELAXED);
+    }
+    return count;
+}

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src/arch/x86_64/activation.S - as_act_capture, as_act_resume and the
+ * entry trampoline of fresh records, for the System V x86_64 ABI.
+ * Offsets: src/arch/x86_64/layout.h.
+ *
+ *   record a (64-byte aligned)             full resume: the target stack
+ *   +---------------------------+ 0        +---------------------+ T = a->rsp
+ *   | r15 r14 r13 r12 rbp rbx   |          | red zone (128 bytes)|  untouched
+ *   | r11 r10 r9 r8 rax rcx rdx |          +---------------------+ T-128
+ *   | rsi rdi | rflags | rip    | ..128    | rip                 | S+128
+ *   | rsp                       | 136      | rflags              | S+120
+ *   | mxcsr | fcw | kind        | 144      | rdi rsi ... r14 r15 | S+112..S+0
+ *   | pool | self | next | slot | 152      +---------------------+ S = T-264
+ *   | fpu: XSAVE/FXSAVE area    | 192..4096
+ *   +---------------------------+
+ *
+ * Resuming without a scratch register and without a system call.  x86_64
+ * cannot load rsp and rip together in user mode, and the resumed code may
+ * keep live data in the 128 bytes below its rsp.  A FULL record is
+ * therefore copied, in the record's own order, to a staging area S just
+ * below the target's red zone; then rsp = S, fifteen loads, `popfq`, and
+ * `ret $128`, which takes rip from S+128 and leaves rsp = S + 136 + 128 = T.
+ * Nothing at or above T-128 is written.  (The other way, addressing the
+ * record through %gs: where FSGSBASE is enabled, would need gs_base saved
+ * and restored, flags set without a stack, and a record still being read
+ * by the final `jmp *%gs:`, i.e. after it went back to its pool.)
+ *
+ * Releasing a pooled record.  Every read of `a` comes first: the FP state,
+ * then the staging copy (FULL) or the callee-saved registers (CALL, with
+ * rbx, rsp and rip parked in r9, r10, r11, which are dead at a call).
+ * Then `a` is pushed back on its pool's free list (a CAS on the tagged
+ * head, as in as_act_release), and what follows, the tail, touches only
+ * registers and the staging area.  Another thread may take `a` the moment
+ * the CAS lands; nothing here reads it again.
+ *
+ * The resume window.  Labels split as_act_resume for signal handlers:
+ *   [as_act_resume, as__act_resume_end) minus the two tails  "busy": `a`
+ *        may still be read (as_act_resume_busy says so; preempt defers);
+ *   [as__act_ctail, as__act_ctail_end), [as__act_ftail, as__act_ftail_end)
+ *        the tails: `a` is released; as_act_rollforward turns a state
+ *        captured here into the resumed code's state at its resume point.
+ *
+ * CFI.  capture is a leaf with the default rules.  resume: the CALL path
+ * keeps the caller's CFA until its tail, whose rules describe the frame
+ * being resumed (CFA = its rsp, rip in r11), so an unwinder stopped there
+ * continues into the resumed code.  The FULL path anchors the caller's CFA
+ * in r11 while rsp moves, and its tail describes the staged frame.
+ */
+#include "../asm.h"
+#include "layout.h"
+
+/*
+ * int as_act_capture(as_act *a)
+ *   on entry: rdi = a, (%rsp) = the return address, which is the PC a
+ *             resume continues at; rsp + 8 is the caller's rsp after it.
+ * A leaf: only rax and rcx (caller-saved) are clobbered.
+ */
+AS_FUNC_BEGIN(as_act_capture)
+    movq    (%rsp), %rax
+    leaq    8(%rsp), %rcx
+    movq    %rbx, AS_ACT_RBX(%rdi)
+    movq    %rbp, AS_ACT_RBP(%rdi)
+    movq    %r12, AS_ACT_R12(%rdi)
+    movq    %r13, AS_ACT_R13(%rdi)
+    movq    %r14, AS_ACT_R14(%rdi)
+    movq    %r15, AS_ACT_R15(%rdi)
+    movq    %rax, AS_ACT_RIP(%rdi)
+    movq    %rcx, AS_ACT_RSP(%rdi)
+    stmxcsr AS_ACT_MXCSR(%rdi)
+    fnstcw  AS_ACT_FCW(%rdi)
+    movw    $AS_ACT_KIND_CALL, AS_ACT_KIND(%rdi)
+    xorl    %eax, %eax
+    ret
+AS_FUNC_END(as_act_capture)
+
+/*
+ * AS_ACT_RELEASE(win): push a (rdi) back on its pool, if it has one.
+ *   in:  rdi = a.  Clobbers rax, rcx, rdx, r8 and the flags.
+ * The CAS is `lock cmpxchg` on the 64-bit head (tag:32 | slot:32): the
+ * link written into a->next is the old first slot, the tag is kept (only
+ * a pop bumps it, which is what defeats ABA for the pop).  `win` labels
+ * the jnz after the CAS: a handler stopped there with ZF set finds `a`
+ * already released.
+ */
+#define AS_ACT_RELEASE(win, done)               \
+    movq    AS_ACT_POOL(%rdi), %r8;             \
+    testq   %r8, %r8;                           \
+    jz      done;                               \
+    cmpq    %rdi, AS_ACT_SELF(%rdi);            \
+    jne     done;                               \
+    movl    AS_ACT_SLOT(%rdi), %ecx;            \
+    movq    AS_ACT_POOL_HEAD(%r8), %rax;        \
+1:  movl    %eax, AS_ACT_NEXT(%rdi);            \
+    movq    %rax, %rdx;                         \
+    shrq    $32, %rdx;                          \
+    shlq    $32, %rdx;                          \
+    orq     %rcx, %rdx;                         \
+    lock cmpxchgq %rdx, AS_ACT_POOL_HEAD(%r8);  \
+    .globl  win;                                \
+    .hidden win;                                \
+win:                                            \
+    jnz     1b
+
+/*
+ * void as_act_resume(as_act *a)
+ *   on entry: rdi = a.  Never returns; every register may be clobbered
+ *   since the caller's state is abandoned.
+ */
+AS_FUNC_BEGIN(as_act_resume)
+    cmpw    $AS_ACT_KIND_FULL, AS_ACT_KIND(%rdi)
+    je      .Lfull
+
+    /* CALL and FRESH records: rdi = a.  The FP control words are reloaded
+     * only when they differ (ldmxcsr and fldcw are slow); our own red zone
+     * holds the current ones for the comparison. */
+    stmxcsr -8(%rsp)
+    fnstcw  -4(%rsp)
+    movl    -8(%rsp), %eax
+    xorl    AS_ACT_MXCSR(%rdi), %eax
+    testl   $AS_MXCSR_CTRL, %eax
+    jnz     .Lload_mxcsr
+.Lcheck_fcw:
+    movzwl  -4(%rsp), %eax
+    cmpw    AS_ACT_FCW(%rdi), %ax
+    jne     .Lload_fcw
+.Lcall_regs:
+    movq    AS_ACT_RIP(%rdi), %r11
+    movq    AS_ACT_RSP(%rdi), %r10
+    movq    AS_ACT_RBX(%rdi), %r9
+    movq    AS_ACT_RBP(%rdi), %rbp
+    movq    AS_ACT_R12(%rdi), %r12
+    movq    AS_ACT_R13(%rdi), %r13
+    movq    AS_ACT_R14(%rdi), %r14
+    movq    AS_ACT_R15(%rdi), %r15
+    AS_ACT_RELEASE(as__act_cwin, as__act_ctail)
+
+    /* The CALL tail: r9 = rbx, r10 = rsp, r11 = rip of the resumed code;
+     * `a` is no longer ours.  The CFI now describes the resumed frame. */
+    .globl  as__act_ctail
+    .hidden as__act_ctail
+as__act_ctail:
+    .cfi_remember_state
+    .cfi_def_cfa %r10, 0
+    .cfi_register %rip, %r11
+    .cfi_register %rbx, %r9
+    movq    %r9, %rbx
+    .cfi_restore %rbx
+    movq    %r10, %rsp
+    .cfi_def_cfa_register %rsp
+    movl    $1, %eax                /* as_act_capture returns 1 */
+    jmp     *%r11
+    .globl  as__act_ctail_end
+    .hidden as__act_ctail_end
+as__act_ctail_end:
+
+.Lload_mxcsr:
+    .cfi_restore_state
+    ldmxcsr AS_ACT_MXCSR(%rdi)
+    jmp     .Lcheck_fcw
+.Lload_fcw:
+    fldcw   AS_ACT_FCW(%rdi)
+    jmp     .Lcall_regs
+
+    /* FULL records: rdi = a.  r11 = our entry rsp, the CFA anchor while
+     * rsp moves.  rsi = S, the staging area (layout above). */
+.Lfull:
+    movq    %rsp, %r11
+    .cfi_def_cfa %r11, 8
+    movq    AS_ACT_RSP(%rdi), %rsi
+    subq    $(AS_ACT_REDZONE + AS_ACT_STAGE), %rsi
+    cmpq    %rsp, %rsi
+    jae     1f
+    /* S lies below us (the target is deeper on our own stack, or on a
+     * stack at a lower address): move rsp first, so that a signal taken
+     * while we stage cannot put its frame over the staged words. */
+    movq    %rsi, %rsp
+1:
+    movq    as__act_xmask(%rip), %rax
+    testq   %rax, %rax
+    jz      .Lfxrstor
+    movq    %rax, %rdx
+    shrq    $32, %rdx
+    xrstor64 AS_ACT_FPU(%rdi)       /* rfbm = edx:eax, never PKRU */
+    jmp     .Lstage
+.Lfxrstor:
+    fxrstor64 AS_ACT_FPU(%rdi)
+.Lstage:
+    /* Copy r15 .. rdi, rflags, rip (17 words, the record's first) to S. */
+    .irp off, 0, 32, 64, 96
+    movq    \off(%rdi), %rax
+    movq    \off+8(%rdi), %rcx
+    movq    \off+16(%rdi), %rdx
+    movq    \off+24(%rdi), %r8
+    movq    %rax, \off(%rsi)
+    movq    %rcx, \off+8(%rsi)
+    movq    %rdx, \off+16(%rsi)
+    movq    %r8, \off+24(%rsi)
+    .endr
+    movq    128(%rdi), %rax
+    movq    %rax, 128(%rsi)
+    AS_ACT_RELEASE(as__act_fwin, as__act_ftail)
+
+    /* The FULL tail: rsi = S; `a` is no longer ours.  From here the CFI
+     * describes the staged frame: CFA = T = S + 264, rip at S + 128 and
+     * each register at its staging slot while it is still above rsp. */
+    .globl  as__act_ftail
+    .hidden as__act_ftail
+as__act_ftail:
+    movq    %rsi, %rsp
+    .globl  as__act_ftail_load
+    .hidden as__act_ftail_load
+as__act_ftail_load:
+    .cfi_def_cfa %rsp, AS_ACT_REDZONE + AS_ACT_STAGE
+    .cfi_offset %rip, AS_ACT_RIP - AS_ACT_REDZONE - AS_ACT_STAGE
+    .cfi_offset %r15, AS_ACT_R15 - AS_ACT_REDZONE - AS_ACT_STAGE
+    .cfi_offset %r14, AS_ACT_R14 - AS_ACT_REDZONE - AS_ACT_STAGE
+    .cfi_offset %r13, AS_ACT_R13 - AS_ACT_REDZONE - AS_ACT_STAGE
+    .cfi_offset %r12, AS_ACT_R12 - AS_ACT_REDZONE - AS_ACT_STAGE
+    .cfi_offset %rbp, AS_ACT_RBP - AS_ACT_REDZONE - AS_ACT_STAGE
+    .cfi_offset %rbx, AS_ACT_RBX - AS_ACT_REDZONE - AS_ACT_STAGE
+    movq    AS_ACT_R15(%rsp), %r15
+    movq    AS_ACT_R14(%rsp), %r14
+    movq    AS_ACT_R13(%rsp), %r13
+    movq    AS_ACT_R12(%rsp), %r12
+    movq    AS_ACT_RBP(%rsp), %rbp
+    movq    AS_ACT_RBX(%rsp), %rbx
+    movq    AS_ACT_R11(%rsp), %r11
+    movq    AS_ACT_R10(%rsp), %r10
+    movq    AS_ACT_R9(%rsp), %r9
+    movq    AS_ACT_R8(%rsp), %r8
+    movq    AS_ACT_RAX(%rsp), %rax
+    movq    AS_ACT_RCX(%rsp), %rcx
+    movq    AS_ACT_RDX(%rsp), %rdx
+    movq    AS_ACT_RSI(%rsp), %rsi
+    movq    AS_ACT_RDI(%rsp), %rdi
+    leaq    AS_ACT_RFLAGS(%rsp), %rsp
+    .globl  as__act_ftail_popf
+    .hidden as__act_ftail_popf
+as__act_ftail_popf:
+    .cfi_def_cfa_offset AS_ACT_REDZONE + AS_ACT_STAGE - AS_ACT_RFLAGS
+    .cfi_restore %r15
+    .cfi_restore %r14
+    .cfi_restore %r13
+    .cfi_restore %r12
+    .cfi_restore %rbp
+    .cfi_restore %rbx
+    popfq
+    .globl  as__act_ftail_ret
+    .hidden as__act_ftail_ret
+as__act_ftail_ret:
+    .cfi_def_cfa_offset AS_ACT_REDZONE + AS_ACT_STAGE - AS_ACT_RIP
+    ret     $AS_ACT_REDZONE
+    .globl  as__act_ftail_end
+    .hidden as__act_ftail_end
+as__act_ftail_end:
+    .globl  as__act_resume_end
+    .hidden as__act_resume_end
+as__act_resume_end:
+AS_FUNC_END(as_act_resume)
+
+/*
+ * The first code of a FRESH record, entered from the CALL tail's jmp.
+ *   on entry: rsp = the stack's top (16-byte aligned), rbx = fn,
+ *             r12 = arg, rbp = 0.
+ * The outermost frame: rip undefined, so backtraces end here.  fn must
+ * not return; if it does, ud2 traps.
+ */
+AS_FUNC_HIDDEN(as__act_start)
+    .cfi_undefined %rip
+    movq    %r12, %rdi
+    call    *%rbx
+    ud2
+AS_FUNC_END(as__act_start)
+
+AS_ASM_TRAILER

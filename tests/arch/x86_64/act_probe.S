@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/arch/x86_64/act_probe.S - the register-fidelity loop of
+ * tests/act_probe.h, and the CALL-record probe act_call_regs.
+ *
+ * act_probe_run, while it spins:
+ *     rsp0 - 8    pushed RFLAGS (checked, then popped back)
+ *     rsp0 - 16 - 8*i   copy of GPR i (i = 0..14: r15 .. rdi), so the
+ *                       whole 128-byte red zone below rsp0 holds data
+ *     every GPR but rsp holds act_probe.gpr[i]; vector and mask registers
+ *     hold vin[]/kin[] (checked once, at the end).
+ * The loop reads memory only RIP-relatively: no register is spare.
+ */
+#include "../../../src/arch/asm.h"
+#include "../../act_probe.h"
+
+#define P(off) act_probe+(off)(%rip)
+
+/* GPR i of the probe order */
+#define G0 %r15
+#define G1 %r14
+#define G2 %r13
+#define G3 %r12
+#define G4 %rbp
+#define G5 %rbx
+#define G6 %r11
+#define G7 %r10
+#define G8 %r9
+#define G9 %r8
+#define G10 %rax
+#define G11 %rcx
+#define G12 %rdx
+#define G13 %rsi
+#define G14 %rdi
+
+/* check GPR i against its value and its red-zone copy (rsp = rsp0 - 8) */
+#define CHECK(i)                                 \
+    cmpq    P(PROBE_OFF_GPR + 8 * i), G##i;      \
+    jne     .Lfail_gpr;                          \
+    cmpq    -8 - 8 * i(%rsp), G##i;              \
+    jne     .Lfail_rz
+
+#define LOAD(i)                                  \
+    movq    P(PROBE_OFF_GPR + 8 * i), G##i;      \
+    movq    G##i, -16 - 8 * i(%rsp)
+
+#define STORE(i) movq G##i, P(PROBE_OFF_GOUT + 8 * i)
+
+/* Save and restore the caller's callee-saved registers. */
+.macro SAVE_CALLEE
+    .irp r, rbp, rbx, r12, r13, r14, r15
+    pushq   %\r
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %\r, 0
+    .endr
+.endm
+.macro RESTORE_CALLEE_RET
+    .irp r, r15, r14, r13, r12, rbx, rbp
+    popq    %\r
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %\r
+    .endr
+    ret
+.endm
+
+AS_FUNC_BEGIN(act_probe_run)
+    SAVE_CALLEE
+    movq    $0, P(PROBE_OFF_FAIL)
+
+    /* vector registers by level */
+    cmpq    $1, P(PROBE_OFF_LEVEL)
+    jb      .Lload_sse
+    je      .Lload_avx
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    vmovdqu64 P(PROBE_OFF_VIN + 64 * \i), %zmm\i
+    .endr
+    .irp i, 0,1,2,3,4,5,6,7
+    kmovq   P(PROBE_OFF_KIN + 8 * \i), %k\i
+    .endr
+    jmp     .Lload_gpr
+.Lload_avx:
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    vmovdqu P(PROBE_OFF_VIN + 64 * \i), %ymm\i
+    .endr
+    jmp     .Lload_gpr
+.Lload_sse:
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    movdqu  P(PROBE_OFF_VIN + 64 * \i), %xmm\i
+    .endr
+
+.Lload_gpr:
+    pushq   $PROBE_FLAGS
+    .cfi_adjust_cfa_offset 8
+    popfq
+    .cfi_adjust_cfa_offset -8
+    movq    %rsp, P(PROBE_OFF_SP)
+    LOAD(0); LOAD(1); LOAD(2); LOAD(3); LOAD(4); LOAD(5); LOAD(6); LOAD(7)
+    LOAD(8); LOAD(9); LOAD(10); LOAD(11); LOAD(12); LOAD(13); LOAD(14)
+    /* rbp holds a test value from here on: the CFA stays rsp-based. */
+
+.Lloop:
+    pushfq
+    .cfi_adjust_cfa_offset 8
+    cmpq    $PROBE_FLAGS, (%rsp)
+    jne     .Lfail_flags
+    CHECK(0); CHECK(1); CHECK(2); CHECK(3); CHECK(4); CHECK(5); CHECK(6); CHECK(7)
+    CHECK(8); CHECK(9); CHECK(10); CHECK(11); CHECK(12); CHECK(13); CHECK(14)
+    cmpq    $0, P(PROBE_OFF_STOP)
+    jne     .Lout
+    popfq
+    .cfi_adjust_cfa_offset -8
+    jmp     .Lloop
+
+    .cfi_adjust_cfa_offset 8
+.Lfail_flags:
+    movq    $1, P(PROBE_OFF_FAIL)
+    jmp     .Lout
+.Lfail_gpr:
+    movq    $2, P(PROBE_OFF_FAIL)
+    jmp     .Lout
+.Lfail_rz:
+    movq    $3, P(PROBE_OFF_FAIL)
+.Lout:
+    /* (%rsp) = the flags pushed at the top of this iteration */
+    STORE(0); STORE(1); STORE(2); STORE(3); STORE(4); STORE(5); STORE(6); STORE(7)
+    STORE(8); STORE(9); STORE(10); STORE(11); STORE(12); STORE(13); STORE(14)
+    popq    P(PROBE_OFF_FOUT)
+    .cfi_adjust_cfa_offset -8
+    movq    %rsp, P(PROBE_OFF_SPOUT)
+    cld
+    cmpq    $1, P(PROBE_OFF_LEVEL)
+    jb      .Lstore_sse
+    je      .Lstore_avx
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    vmovdqu64 %zmm\i, P(PROBE_OFF_VOUT + 64 * \i)
+    .endr
+    .irp i, 0,1,2,3,4,5,6,7
+    kmovq   %k\i, P(PROBE_OFF_KOUT + 8 * \i)
+    .endr
+    vzeroupper
+    jmp     .Ldone
+.Lstore_avx:
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    vmovdqu %ymm\i, P(PROBE_OFF_VOUT + 64 * \i)
+    .endr
+    vzeroupper
+    jmp     .Ldone
+.Lstore_sse:
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    movdqu  %xmm\i, P(PROBE_OFF_VOUT + 64 * \i)
+    .endr
+.Ldone:
+    movq    P(PROBE_OFF_FAIL), %rax
+    RESTORE_CALLEE_RET
+AS_FUNC_END(act_probe_run)
+
+/*
+ * void act_call_regs(as_act *a, const uint64_t *in, uint64_t *out)
+ *   rdi = a, rsi = in, rdx = out
+ *   frame: rsp+0 caller's MXCSR | FCW, rsp+8 out, rsp+16 a, then the
+ *          six callee-saved registers and the return address.
+ */
+AS_FUNC_BEGIN(act_call_regs)
+    SAVE_CALLEE
+    subq    $24, %rsp
+    .cfi_adjust_cfa_offset 24
+    stmxcsr 0(%rsp)
+    fnstcw  4(%rsp)
+    movq    %rdx, 8(%rsp)
+    movq    %rdi, 16(%rsp)
+    movq    0(%rsi), %rbx
+    movq    8(%rsi), %rbp
+    movq    16(%rsi), %r12
+    movq    24(%rsi), %r13
+    movq    32(%rsi), %r14
+    movq    40(%rsi), %r15
+    ldmxcsr 48(%rsi)
+    fldcw   56(%rsi)
+    call    as_act_capture
+    testl   %eax, %eax
+    jnz     .Lresumed
+    /* First return: destroy everything the record must bring back. */
+    notq    %rbx
+    notq    %rbp
+    notq    %r12
+    notq    %r13
+    notq    %r14
+    notq    %r15
+    stmxcsr -8(%rsp)
+    xorl    $0x6000, -8(%rsp)
+    ldmxcsr -8(%rsp)
+    fnstcw  -8(%rsp)
+    xorw    $0x0c00, -8(%rsp)
+    fldcw   -8(%rsp)
+    movq    16(%rsp), %rdi
+    call    as_act_resume
+.Lresumed:
+    movq    8(%rsp), %rcx
+    movq    %rbx, 0(%rcx)
+    movq    %rbp, 8(%rcx)
+    movq    %r12, 16(%rcx)
+    movq    %r13, 24(%rcx)
+    movq    %r14, 32(%rcx)
+    movq    %r15, 40(%rcx)
+    movq    $0, 48(%rcx)
+    movq    $0, 56(%rcx)
+    stmxcsr 48(%rcx)
+    fnstcw  56(%rcx)
+    ldmxcsr 0(%rsp)
+    fldcw   4(%rsp)
+    addq    $24, %rsp
+    .cfi_adjust_cfa_offset -24
+    RESTORE_CALLEE_RET
+AS_FUNC_END(act_call_regs)
+
+AS_ASM_TRAILER

@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/test_activation.c - as_act capture/resume, fresh records, pools,
+ * signal-frame interop and the roll-forward of interrupted resumes. */
+#include <criterion/criterion.h>
+#include <altstack.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "act_probe.h"
+
+struct act_probe act_probe;
+
+static as_act *new_records(size_t n)
+{
+    as_act *r = aligned_alloc(64, n * sizeof *r);
+    cr_assert_not_null(r);
+    memset(r, 0, n * sizeof *r);
+    return r;
+}
+
+/* ---- capture returns 0, then 1 when resumed ---- */
+
+Test(activation, capture_returns_twice)
+{
+    static as_act a;
+    volatile int passes = 0;
+    int r = as_act_capture(&a);
+    passes++;
+    if (r == 0) {
+        cr_assert_eq(as_act_kind(&a), AS_ACT_CALL);
+        as_act_resume(&a);
+    }
+    cr_assert_eq(r, 1);
+    cr_assert_eq(passes, 2);
+}
+
+/* ---- every callee-saved register and the FP control words ---- */
+
+Test(activation, call_record_keeps_callee_saved_registers)
+{
+    static as_act a;
+    for (uint64_t seed = 1; seed <= 64; seed++) {
+        uint64_t in[TEST_NREGS], out[TEST_NREGS];
+        test_regs_random(in, seed);
+        act_call_regs(&a, in, out);
+        for (int i = 0; i < TEST_NREGS; i++)
+            cr_assert_eq(out[i] & test_regs_mask(i), in[i] & test_regs_mask(i),
+                         "seed %lu reg %d: %#lx != %#lx", (unsigned long)seed, i,
+                         (unsigned long)out[i], (unsigned long)in[i]);
+    }
+}
+
+/* ---- accessors ---- */
+
+Test(activation, pc_and_sp)
+{
+    static as_act a;
+    memset(&a, 0, sizeof a);
+    cr_assert_eq(as_act_pc(NULL), 0);
+    cr_assert_eq(as_act_sp(NULL), 0);
+    cr_assert_eq(as_act_kind(NULL), AS_ACT_NONE);
+    cr_assert_eq(as_act_pc(&a), 0, "unfilled record");
+    char here;
+    if (as_act_capture(&a) == 0) {
+        uintptr_t sp = as_act_sp(&a);
+        cr_assert(sp > (uintptr_t)&here - 4096 && sp <= (uintptr_t)&here + 4096,
+                  "sp %#lx near %p", (unsigned long)sp, (void *)&here);
+        cr_assert_neq(as_act_pc(&a), 0);
+    }
+}
+
+/* ---- fresh records: a new stack, default FP control ---- */
+
+static as_stack fresh_stack;
+static as_act fresh_back;
+static volatile uintptr_t fresh_local;
+static volatile uint64_t fresh_fpctl, fresh_aligned;
+
+static void fresh_fn(void *arg)
+{
+    int local;
+    fresh_local = (uintptr_t)&local;
+    *(int *)arg = 42;
+#if defined(__x86_64__)
+    uint32_t mx; uint16_t cw;
+    __asm__ volatile("stmxcsr %0; fnstcw %1" : "=m"(mx), "=m"(cw));
+    fresh_fpctl = (uint64_t)mx << 16 | cw;
+#else
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    fresh_fpctl = fpcr;
+#endif
+    /* With frame pointers the frame address is the entry sp - 16 (x86_64:
+     * return address and saved rbp) or the entry sp - 16 (aarch64 frame
+     * record): 16-byte aligned iff the entry was ABI-aligned. */
+    fresh_aligned = (uintptr_t)__builtin_frame_address(0);
+    as_act_resume(&fresh_back);
+}
+
+Test(activation, init_runs_fn_on_a_fresh_stack_with_default_fp_control)
+{
+    static as_act a;
+    cr_assert_eq(as_stack_alloc(&fresh_stack, 64 << 10), 0);
+    static int value;
+    /* Dirty the FP control state: the fresh record must not inherit it. */
+#if defined(__x86_64__)
+    uint32_t mx = 0x7f80 | 0x6000; /* round toward zero, FZ off */
+    uint32_t old_mx;
+    __asm__ volatile("stmxcsr %0; ldmxcsr %1" : "=m"(old_mx) : "m"(mx));
+#else
+    uint64_t old_fpcr, fpcr = 3u << 22;
+    __asm__ volatile("mrs %0, fpcr; msr fpcr, %1" : "=&r"(old_fpcr) : "r"(fpcr));
+#endif
+    as_act_init(&a, &fresh_stack, fresh_fn, &value);
+    cr_assert_eq(as_act_kind(&a), AS_ACT_FRESH);
+    cr_assert_eq(as_act_sp(&a), (uintptr_t)fresh_stack.hi & ~(uintptr_t)15);
+    if (as_act_capture(&fresh_back) == 0)
+        as_act_resume(&a);
+#if defined(__x86_64__)
+    __asm__ volatile("ldmxcsr %0" : : "m"(old_mx));
+    cr_assert_eq(fresh_fpctl, (uint64_t)0x1f80 << 16 | 0x37f, "MXCSR:FCW %#lx",
+                 (unsigned long)fresh_fpctl);
+    cr_assert_eq(fresh_aligned % 16, 0, "the ABI's stack alignment at entry");
+#else
+    __asm__ volatile("msr fpcr, %0" : : "r"(old_fpcr));
+    cr_assert_eq(fresh_fpctl, 0, "FPCR %#lx", (unsigned long)fresh_fpctl);
+    cr_assert_eq(fresh_aligned % 16, 0);
+#endif
+    cr_assert_eq(value, 42);
+    cr_assert(fresh_local >= (uintptr_t)fresh_stack.lo && fresh_local < (uintptr_t)fresh_stack.hi,
+              "fn ran on the record's stack");
+    as_stack_free(&fresh_stack);
+}
+
+Test(activation, init_rejects_bad_arguments)
+{
+    static as_act a;
+    static char small[64] __attribute__((aligned(16)));
+    as_stack tiny = { small, small + sizeof small, NULL, 0 };
+    as_stack ok;
+    cr_assert_eq(as_stack_alloc(&ok, 16 << 10), 0);
+    as_act_init(NULL, &ok, fresh_fn, NULL);         /* must not crash */
+    a.kind = AS_ACT_CALL;
+    as_act_init(&a, NULL, fresh_fn, NULL);
+    cr_assert_eq(as_act_kind(&a), AS_ACT_NONE);
+    as_act_init(&a, &ok, NULL, NULL);
+    cr_assert_eq(as_act_kind(&a), AS_ACT_NONE);
+    as_act_init(&a, &tiny, fresh_fn, NULL);
+    cr_assert_eq(as_act_kind(&a), AS_ACT_NONE);
+    cr_assert_eq(as_act_pc(&a), 0);
+    as_stack_free(&ok);
+}
+
+/* ---- pools ---- */
+
+Test(activation, pool_rejects_bad_arguments)
+{
+    as_act_pool p;
+    as_act *r = new_records(2);
+    cr_assert_eq(as_act_pool_init(NULL, r, 2), -AS_EINVAL);
+    cr_assert_eq(as_act_pool_init(&p, NULL, 2), -AS_EINVAL);
+    cr_assert_eq(as_act_pool_init(&p, r, 0), -AS_EINVAL);
+    cr_assert_eq(as_act_pool_init(&p, (as_act *)((char *)r + 16), 1), -AS_EINVAL);
+    cr_assert_null(as_act_alloc(NULL));
+    as_act_release(NULL);
+    cr_assert_eq(as_act_pool_free(NULL), 0);
+    free(r);
+}
+
+Test(activation, fpu_fits)
+{
+    cr_assert_geq(as_act_fpu_size(), 512);
+    cr_assert_eq(as_act_fpu_check(), 0, "this CPU's state (%zu bytes) fits %d",
+                 as_act_fpu_size(), AS_ACT_FPU_SIZE);
+}
+
+Test(activation, pool_hands_out_each_record_once)
+{
+    enum { N = 8 };
+    as_act_pool p;
+    as_act *r = new_records(N);
+    cr_assert_eq(as_act_pool_init(&p, r, N), 0);
+    cr_assert_eq(as_act_pool_free(&p), N);
+    as_act *got[N];
+    for (int i = 0; i < N; i++) {
+        got[i] = as_act_alloc(&p);
+        cr_assert_not_null(got[i]);
+        cr_assert(got[i] >= r && got[i] < r + N);
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(got[i], got[j]);
+    }
+    cr_assert_null(as_act_alloc(&p), "exhausted");
+    cr_assert_eq(as_act_pool_free(&p), 0);
+    static as_act loose;
+    as_act copy = *got[0];
+    as_act_release(&loose);                 /* not pooled: ignored */
+    as_act_release(&copy);                  /* a copy is not the record */
+    cr_assert_eq(as_act_pool_free(&p), 0);
+    for (int i = 0; i < N; i++)
+        as_act_release(got[i]);
+    cr_assert_eq(as_act_pool_free(&p), N);
+    free(r);
+}
+
+Test(activation, resume_returns_a_pooled_record)
+{
+    enum { N = 4 };
+    static as_act_pool p;
+    as_act *r = new_records(N);
+    cr_assert_eq(as_act_pool_init(&p, r, N), 0);
+    static as_act *a;
+    static volatile int rounds;
+    rounds = 0;
+    for (int i = 0; i < 1000; i++) {
+        a = as_act_alloc(&p);
+        cr_assert_not_null(a);
+        if (as_act_capture(a) == 0) {
+            rounds++;
+            as_act_resume(a);
+        }
+        cr_assert_eq(as_act_pool_free(&p), N, "released by the resume");
+    }
+    cr_assert_eq(rounds, 1000);
+    free(r);
+}
+
+/* Four threads and their signal handlers allocate and release from one
+ * pool; each record carries an owner flag that must be free when it is
+ * handed out. */
+enum { CN = 16, CTHREADS = 4 };
+static as_act_pool cpool;
+static as_act *crec;
+static atomic_int cowned[CN];
+static atomic_int cdouble, cstop, csigs;
+
+static void take_and_give(void)
+{
+    as_act *a = as_act_alloc(&cpool);
+    if (!a)
+        return;
+    int i = (int)(a - crec);
+    if (atomic_exchange(&cowned[i], 1) != 0)
+        atomic_fetch_add(&cdouble, 1);
+    atomic_store(&cowned[i], 0);
+    as_act_release(a);
+}
+
+static void csig(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&csigs, 1);
+    for (int i = 0; i < 3; i++)
+        take_and_give();
+}
+
+static void *cworker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&cstop)) {
+        as_act *held[3];
+        int n = 0;
+        for (; n < 3; n++) {
+            held[n] = as_act_alloc(&cpool);
+            if (!held[n])
+                break;
+            int i = (int)(held[n] - crec);
+            if (atomic_exchange(&cowned[i], 1) != 0)
+                atomic_fetch_add(&cdouble, 1);
+        }
+        for (int k = 0; k < n; k++) {
+            atomic_store(&cowned[held[k] - crec], 0);
+            as_act_release(held[k]);
+        }
+    }
+    return NULL;
+}
+
+Test(activation, pool_concurrent_with_signal_handlers)
+{
+    crec = new_records(CN);
+    cr_assert_eq(as_act_pool_init(&cpool, crec, CN), 0);
+    struct sigaction sa = { .sa_handler = csig, .sa_flags = SA_RESTART };
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t th[CTHREADS];
+    for (int i = 0; i < CTHREADS; i++)
+        pthread_create(&th[i], NULL, cworker, NULL);
+    for (int k = 0; k < 20000; k++)
+        pthread_kill(th[k % CTHREADS], SIGUSR1);
+    atomic_store(&cstop, 1);
+    for (int i = 0; i < CTHREADS; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(atomic_load(&cdouble), 0, "a record was handed out twice");
+    cr_assert_gt(atomic_load(&csigs), 0);
+    cr_assert_eq(as_act_pool_free(&cpool), CN, "every record came back");
+    free(crec);
+}
+
+/* ---- FULL records from a signal frame: every register survives ---- */
+
+static as_act_pool spool;
+static as_act *srec;
+static atomic_int shandled;
+static int swant;
+
+static void full_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)si;
+    int n = atomic_fetch_add(&shandled, 1) + 1;
+    as_act *a = as_act_alloc(&spool);
+    if (!a)
+        return;
+    as_act_from_ucontext(a, uc);
+    if (as_act_kind(a) != AS_ACT_FULL)
+        act_probe.fail = 100;
+    if (n >= swant) {
+#if defined(__x86_64__)
+        act_probe.stop = 1;
+#else
+        a->pstate |= 1u << 30;      /* Z: the aarch64 loop's stop request */
+#endif
+    }
+    if (n & 1) {
+        as_act_resume(a);           /* leave the handler through the record */
+    } else {
+        as_act_to_ucontext(a, uc);  /* or through sigreturn of the frame */
+        as_act_release(a);
+    }
+}
+
+static atomic_int sdone;
+static void *bombard(void *arg)
+{
+    pthread_t target = *(pthread_t *)arg;
+    while (!atomic_load(&sdone)) {
+        if (atomic_load(&shandled) < swant + 1)
+            pthread_kill(target, SIGUSR1);
+        usleep(20);
+    }
+    return NULL;
+}
+
+Test(activation, full_record_restores_every_register)
+{
+    srec = new_records(4);
+    cr_assert_eq(as_act_pool_init(&spool, srec, 4), 0);
+    swant = 2000;
+    struct sigaction sa = { .sa_sigaction = full_handler,
+                            .sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART };
+    sigaction(SIGUSR1, &sa, NULL);
+    act_probe_fill(7);
+    pthread_t self = pthread_self(), th;
+    pthread_create(&th, NULL, bombard, &self);
+    uint64_t ret = act_probe_run();
+    atomic_store(&sdone, 1);
+    pthread_join(th, NULL);
+    cr_assert_geq(atomic_load(&shandled), swant);
+    act_probe_check(ret);
+    cr_assert_eq(as_act_pool_free(&spool), 4, "no record leaked");
+    free(srec);
+}
+
+#if defined(__x86_64__)
+/* ---- roll-forward of a resume interrupted in its tail ---- */
+
+extern const char as__act_ctail[], as__act_ftail[], as__act_ftail_load[],
+    as__act_ftail_popf[], as__act_ftail_ret[], as__act_cwin[];
+
+Test(activation, rollforward_completes_an_interrupted_tail)
+{
+    static as_act a;
+    uint64_t stage[17 + 16];
+    for (int i = 0; i < 17; i++)
+        stage[i] = 0x1000 + i;
+    uintptr_t S = (uintptr_t)stage;
+
+    /* In the loads: every register from S, rsp = S + 136 + 128. */
+    memset(&a, 0, sizeof a);
+    a.rip = (uintptr_t)as__act_ftail_load + 4;
+    a.rsp = S;
+    a.rbx = 99;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.r15, 0x1000);
+    cr_assert_eq(a.rdi, 0x1000 + 14);
+    cr_assert_eq(a.rbx, 0x1000 + 5);
+    cr_assert_eq(a.rflags, 0x1000 + 15);
+    cr_assert_eq(a.rip, 0x1000 + 16);
+    cr_assert_eq(a.rsp, S + 264);
+
+    /* Before rsp = S: S is in rsi. */
+    memset(&a, 0, sizeof a);
+    a.rip = (uintptr_t)as__act_ftail;
+    a.rsi = S;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.rip, 0x1000 + 16);
+    cr_assert_eq(a.rsp, S + 264);
+
+    /* At popfq: registers are live, flags and rip still staged. */
+    memset(&a, 0, sizeof a);
+    a.rip = (uintptr_t)as__act_ftail_popf;
+    a.rsp = S + 120;
+    a.r15 = 7;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.r15, 7);
+    cr_assert_eq(a.rflags, 0x1000 + 15);
+    cr_assert_eq(a.rip, 0x1000 + 16);
+    cr_assert_eq(a.rsp, S + 264);
+
+    /* At ret $128: only rip is staged. */
+    memset(&a, 0, sizeof a);
+    a.rip = (uintptr_t)as__act_ftail_ret;
+    a.rsp = S + 128;
+    a.rflags = 0x202;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.rflags, 0x202);
+    cr_assert_eq(a.rip, 0x1000 + 16);
+    cr_assert_eq(a.rsp, S + 264);
+
+    /* CALL tail: rbx, rsp, rip wait in r9, r10, r11. */
+    memset(&a, 0, sizeof a);
+    a.rip = (uintptr_t)as__act_ctail + 3;
+    a.r9 = 1; a.r10 = 2; a.r11 = 3;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.rbx, 1);
+    cr_assert_eq(a.rsp, 2);
+    cr_assert_eq(a.rip, 3);
+    cr_assert_eq(a.rax, 1);
+
+    /* At the jnz after the release CAS: ZF decides. */
+    memset(&a, 0, sizeof a);
+    a.rip = (uintptr_t)as__act_cwin;
+    a.r11 = 3;
+    a.rflags = 0x202;
+    cr_assert_eq(as_act_rollforward(&a), 0, "CAS failed: still busy");
+    cr_assert(as_act_resume_busy((uintptr_t)as__act_cwin));
+    a.rflags = 0x242;
+    cr_assert_eq(as_act_rollforward(&a), 1, "CAS done: released");
+    cr_assert_eq(a.rip, 3);
+
+    /* Anywhere else: untouched. */
+    memset(&a, 0, sizeof a);
+    a.rip = (uintptr_t)as_act_capture;
+    cr_assert_eq(as_act_rollforward(&a), 0);
+    cr_assert(as_act_resume_busy((uintptr_t)as_act_resume + 1));
+    cr_assert(!as_act_resume_busy((uintptr_t)as__act_ftail_popf));
+    cr_assert(!as_act_resume_busy((uintptr_t)as_act_capture));
+}
+#endif

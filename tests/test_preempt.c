@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/test_preempt.c - timer-signal upcalls: register fidelity across
+ * preemption, no leaks, disable/enable, an exhausted pool, the signal
+ * mask, round-robin between fresh records. */
+#include <criterion/criterion.h>
+#include <altstack.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "act_probe.h"
+
+struct act_probe act_probe;
+
+/* qemu-user delivers signals far more slowly: keep the counts lower there
+ * (aarch64 runs only under qemu here), still thousands. */
+#if defined(__x86_64__)
+# define MANY 100000
+# define FIDELITY 5000
+#else
+# define MANY 10000
+# define FIDELITY 2000
+#endif
+
+enum { NREC = 8 };
+static as_act *recs;
+static as_act_pool pool;
+static as_stack upstack;
+
+static void setup(void)
+{
+    recs = aligned_alloc(64, NREC * sizeof *recs);
+    cr_assert_not_null(recs);
+    cr_assert_eq(as_act_pool_init(&pool, recs, NREC), 0);
+    cr_assert_eq(as_stack_alloc(&upstack, 256 << 10), 0);
+}
+
+static void teardown(void)
+{
+    as_stack_free(&upstack);
+    free(recs);
+}
+
+static as_preempt_cfg cfg_for(as_upcall up, unsigned us)
+{
+    return (as_preempt_cfg){ .interval_us = us, .upcall = up, .arg = NULL,
+                             .pool = &pool, .upcall_stack = &upstack };
+}
+
+/* A helper thread that sends extra ticks, so thousands of preemptions
+ * take a fraction of a second even with a slow timer. */
+static atomic_int kick_stop;
+static void *kicker(void *arg)
+{
+    pthread_t t = *(pthread_t *)arg;
+    while (!atomic_load(&kick_stop)) {
+        pthread_kill(t, as_preempt_signal());
+        usleep(5);
+    }
+    return NULL;
+}
+
+static pthread_t kick_start(pthread_t *target)
+{
+    pthread_t th;
+    atomic_store(&kick_stop, 0);
+    pthread_create(&th, NULL, kicker, target);
+    return th;
+}
+
+static void kick_end(pthread_t th)
+{
+    atomic_store(&kick_stop, 1);
+    pthread_join(th, NULL);
+}
+
+static volatile uint64_t upcalls, upcall_on_stack, upcall_bad;
+
+static int on_upstack(void)
+{
+    char c;
+    return (uintptr_t)&c >= (uintptr_t)upstack.lo && (uintptr_t)&c < (uintptr_t)upstack.hi;
+}
+
+/* ---- arguments ---- */
+
+static void nop_upcall(as_act *a, void *arg) { (void)arg; as_act_resume(a); }
+
+Test(preempt, rejects_bad_arguments, .init = setup, .fini = teardown)
+{
+    as_preempt_cfg c = cfg_for(nop_upcall, 1000);
+    cr_assert_eq(as_preempt_start(NULL), -AS_EINVAL);
+    c.interval_us = 0;
+    cr_assert_eq(as_preempt_start(&c), -AS_EINVAL);
+    c = cfg_for(NULL, 1000);
+    cr_assert_eq(as_preempt_start(&c), -AS_EINVAL);
+    c = cfg_for(nop_upcall, 1000);
+    c.pool = NULL;
+    cr_assert_eq(as_preempt_start(&c), -AS_EINVAL);
+    as_stack small;
+    cr_assert_eq(as_stack_alloc(&small, 16 << 10), 0);
+    c = cfg_for(nop_upcall, 1000);
+    c.upcall_stack = &small;
+    cr_assert_eq(as_preempt_start(&c), -AS_EINVAL, "too small for the signal area");
+    as_stack_free(&small);
+    cr_assert_eq(as_preempt_stop(), -AS_EINVAL, "not running");
+    c = cfg_for(nop_upcall, 100000);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    cr_assert_eq(as_preempt_start(&c), -AS_EBUSY);
+    cr_assert_eq(as_preempt_stop(), 0);
+}
+
+/* ---- every register survives preempt -> upcall -> resume ---- */
+
+static volatile uint64_t want;
+
+static void fidelity_upcall(as_act *a, void *arg)
+{
+    (void)arg;
+    upcalls++;
+    if (!on_upstack())
+        upcall_bad++;
+    if (as_act_kind(a) != AS_ACT_FULL)
+        upcall_bad++;
+    if (upcalls >= want) {
+#if defined(__x86_64__)
+        act_probe.stop = 1;
+#else
+        a->pstate |= 1u << 30;      /* Z: the aarch64 loop's stop request */
+#endif
+    }
+    as_act_resume(a);
+}
+
+Test(preempt, every_register_survives_preemption, .init = setup, .fini = teardown)
+{
+    act_probe_fill(11);
+    upcalls = 0;
+    want = FIDELITY;
+    as_preempt_cfg c = cfg_for(fidelity_upcall, 200);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    pthread_t self = pthread_self();
+    pthread_t k = kick_start(&self);
+    uint64_t ret = act_probe_run();
+    kick_end(k);
+    as_preempt_stop();
+
+    cr_assert_geq(upcalls, FIDELITY);
+    cr_assert_eq(upcall_bad, 0, "upcalls off their stack or with a non-FULL record");
+    act_probe_check(ret);
+    cr_assert_eq(as_act_pool_free(&pool), NREC, "no record leaked");
+}
+
+/* ---- 100,000 preemptions of C code: the pool is full again ---- */
+
+static void count_upcall(as_act *a, void *arg)
+{
+    (void)arg;
+    upcalls++;
+    as_act_resume(a);
+}
+
+Test(preempt, no_leak_after_many_preemptions, .init = setup, .fini = teardown)
+{
+    upcalls = 0;
+    as_preempt_cfg c = cfg_for(count_upcall, 100);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    pthread_t self = pthread_self();
+    pthread_t k = kick_start(&self);
+    volatile uint64_t spin = 0;
+    while (upcalls < MANY)
+        spin++;
+    kick_end(k);
+    as_preempt_stop();
+    cr_assert_geq(upcalls, MANY);
+    cr_assert_eq(as_act_pool_free(&pool), NREC, "every record is back");
+    as_preempt_stats st = as_preempt_get_stats();
+    cr_assert_geq(st.upcalls, MANY);
+    cr_assert_geq(st.ticks, st.upcalls);
+}
+
+/* ---- disable / enable ---- */
+
+Test(preempt, disabled_ticks_wait_for_the_outermost_enable, .init = setup, .fini = teardown)
+{
+    upcalls = 0;
+    as_preempt_cfg c = cfg_for(count_upcall, 200);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    for (int round = 0; round < 20; round++) {
+        as_preempt_disable();
+        as_preempt_disable();
+        uint64_t u0 = upcalls, t0 = as_preempt_get_stats().ticks;
+        while (as_preempt_get_stats().ticks == t0)
+            ;                                   /* a tick arrives ... */
+        cr_assert_eq(upcalls, u0, "... and is held");
+        as_preempt_enable();
+        cr_assert_eq(upcalls, u0, "inner enable: still held");
+        as_preempt_enable();
+        cr_assert_geq(upcalls, u0 + 1, "outermost enable delivered it");
+    }
+    as_preempt_stop();
+    cr_assert_eq(as_act_pool_free(&pool), NREC);
+}
+
+/* ---- an empty pool drops the tick, never crashes ---- */
+
+static as_act *volatile kept;
+static as_act kept_copy;
+
+static void keep_upcall(as_act *a, void *arg)
+{
+    (void)arg;
+    upcalls++;
+    if (!kept) {
+        /* Keep every record the pool has: resume copies, which do not
+         * release anything. */
+        kept = a;
+        memcpy(&kept_copy, a, sizeof *a);
+        as_act_resume(&kept_copy);
+    }
+    as_act_resume(a);
+}
+
+Test(preempt, empty_pool_holds_ticks, .init = setup, .fini = teardown)
+{
+    as_act *drain[NREC];
+    for (int i = 0; i < NREC - 1; i++)
+        drain[i] = as_act_alloc(&pool);     /* leave one */
+    upcalls = 0;
+    kept = NULL;
+    as_preempt_cfg c = cfg_for(keep_upcall, 100);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    while (!kept)
+        ;
+    cr_assert_eq(as_act_pool_free(&pool), 0);
+    uint64_t u0 = upcalls;
+    while (as_preempt_get_stats().dropped < 20)
+        ;                                   /* ticks come, no record for them */
+    cr_assert_eq(upcalls, u0, "no upcall without a record");
+    as_act_release(kept);                   /* one record back: upcalls resume */
+    while (upcalls < u0 + 10)
+        ;
+    as_preempt_stop();
+    for (int i = 0; i < NREC - 1; i++)
+        as_act_release(drain[i]);
+    cr_assert_eq(as_act_pool_free(&pool), NREC);
+}
+
+/* ---- the signal mask the interrupted code had is the one it resumes with ---- */
+
+Test(preempt, resumed_code_keeps_its_signal_mask, .init = setup, .fini = teardown)
+{
+    sigset_t blk, old, now;
+    sigemptyset(&blk);
+    sigaddset(&blk, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &blk, &old);
+    upcalls = 0;
+    as_preempt_cfg c = cfg_for(count_upcall, 100);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    while (upcalls < 200)
+        ;
+    pthread_sigmask(SIG_BLOCK, NULL, &now);
+    as_preempt_stop();
+    cr_assert(sigismember(&now, SIGUSR2), "still blocked");
+    cr_assert(!sigismember(&now, as_preempt_signal()), "the tick signal is not left blocked");
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ---- round-robin between fresh records: each makes progress ---- */
+
+enum { NG = 3 };
+static as_act *slots[NG + 1];           /* [0] = the test itself */
+static int cur;
+static volatile uint64_t progress[NG];
+static as_stack gstacks[NG];
+
+static void green(void *arg)
+{
+    volatile uint64_t *p = arg;
+    for (;;)
+        (*p)++;
+}
+
+static void rr_upcall(as_act *a, void *arg)
+{
+    (void)arg;
+    upcalls++;
+    slots[cur] = a;
+    cur = (cur + 1) % (NG + 1);
+    as_act_resume(slots[cur]);
+}
+
+Test(preempt, round_robin_between_fresh_records, .init = setup, .fini = teardown)
+{
+    static as_act fresh[NG];
+    for (int i = 0; i < NG; i++) {
+        cr_assert_eq(as_stack_alloc(&gstacks[i], 64 << 10), 0);
+        as_act_init(&fresh[i], &gstacks[i], green, (void *)&progress[i]);
+        slots[i + 1] = &fresh[i];
+    }
+    cur = 0;
+    upcalls = 0;
+    as_preempt_cfg c = cfg_for(rr_upcall, 200);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    for (;;) {
+        int all = 1;
+        for (int i = 0; i < NG; i++)
+            all &= progress[i] > 1000;
+        if (all && upcalls > 100)
+            break;
+    }
+    /* Park the green threads: they stay in the slots; stop ticking. */
+    as_preempt_disable();
+    as_preempt_stop();
+    for (int i = 0; i < NG; i++) {
+        cr_assert_gt(progress[i], 1000, "thread %d ran", i);
+        /* their pooled records are still held by the scheduler */
+    }
+    for (int i = 1; i <= NG; i++)
+        as_act_release(slots[i]);
+    cr_assert_eq(as_act_pool_free(&pool), NREC);
+    for (int i = 0; i < NG; i++)
+        as_stack_free(&gstacks[i]);
+}
