@@ -45,7 +45,14 @@ static _Thread_local struct as__dl_self *self_tls;
 __attribute__((constructor))
 static void dl_detect_tp(void)
 {
-#if AS_ARCH_X86_64
+#if defined(AS_ASAN) && AS_ASAN
+    /* AddressSanitizer keeps its per-thread state (stack bounds, fake
+     * stack) behind the thread pointer, and the switch's fiber annotations
+     * (src/hosted/asan.c) update it: under a client's thread pointer they
+     * would update the client thread's state while that thread runs.
+     * Sanitized builds therefore run critical sections under the server's. */
+    as__dl_tp_ok = false;
+#elif AS_ARCH_X86_64
     as__dl_tp_ok = (getauxval(AT_HWCAP2) & 2) != 0;     /* HWCAP2_FSGSBASE */
 #else
     as__dl_tp_ok = true;                                 /* TPIDR_EL0 is EL0's */
