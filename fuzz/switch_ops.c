@@ -18,12 +18,18 @@
  *                                free (and at most 4 deep per context); the
  *                                program continues on that stack
  *   5 CALL_RET    byte           return from the innermost as_call_on
- *   6 ACT         -              (reserved for activations)
+ *   6 ACT         -              if this interpreter level holds no record:
+ *                                as_act_capture into a pooled record; else
+ *                                as_act_resume it, which lands back at that
+ *                                capture (switches, as_call_on calls and
+ *                                other contexts' runs may lie in between) and
+ *                                gives the record back to the pool
  *   7 NOP         -
  *
  * The model is plain C: the state of every slot (empty, made, suspended,
- * running, finished), who runs, each context's as_call_on depth and the
- * owner of every auxiliary stack.  It alone decides whether an operation is
+ * running, finished), who runs, each context's as_call_on depth, the
+ * owner of every auxiliary stack and how many activation records are
+ * held.  It alone decides whether an operation is
  * valid (invalid ones are skipped), and it predicts what the side that
  * resumes must observe.  Every resumption checks, on the real side:
  *   - that the code running is the context the model says (its identity
@@ -50,6 +56,7 @@
 #define MAXDEPTH  4
 #define STACK_SZ  (128 << 10)
 #define MAX_STEPS 4000
+#define NACT      512               /* >= one per interpreter level          */
 
 enum { EMPTY, MADE, SUSPENDED, RUNNING, DONE };
 enum { R_RETURN = 1, R_CALLRET, R_END, R_TEARDOWN };
@@ -59,12 +66,15 @@ static struct fuzz_prog g;
 /* The real side: stacks and the handles of suspended contexts. */
 static as_stack stk[NCTX], aux[NAUX];
 static as_ctx   handle[NCTX + 1];
+static as_act   act_recs[NACT] __attribute__((aligned(64)));
+static as_act_pool act_pool;
 
 /* The model. */
 static struct {
     unsigned char st[NCTX + 1];
     int           depth[NCTX + 1];
     int           aux_owner[NAUX];
+    size_t        acts;             /* activation records held             */
     int           cur;
     bool          teardown;
     /* what the next side to resume must observe */
@@ -173,8 +183,56 @@ static as_transfer entry(as_transfer t)
     return (as_transfer){ handle[m.ret_to], (void *)m.ret_data };
 }
 
-/* Run operations as context `me`, at as_call_on depth `depth`, on `on`. */
+static void check_acts(void)
+{
+    size_t f = as_act_pool_free(&act_pool);
+    FUZZ_CHECK(&g, f == NACT - m.acts, "activation pool has %zu free, model %zu",
+               f, NACT - m.acts);
+}
+
+/* ACT: capture into a fresh record, or resume the one this level holds.
+ * A macro, not a function: the capture must be in interp_level's own frame,
+ * which stays live until the level returns, so a later resume from the
+ * same level lands in a frame that still exists. */
+#define OP_ACT(cap)                                                          \
+    do {                                                                     \
+        if (!(cap)) {                                                        \
+            as_act *a_ = as_act_alloc(&act_pool);                            \
+            FUZZ_CHECK(&g, a_ != NULL, "no free activation record");          \
+            m.acts++;                                                        \
+            (cap) = a_;                                                      \
+            if (as_act_capture(a_) != 0) {                                   \
+                FUZZ_CHECK(&g, m.cur == me, "capture of %d resumed while model runs %d", \
+                           me, m.cur);                                       \
+                FUZZ_CHECK(&g, stack_of(__builtin_frame_address(0)) == on,   \
+                           "capture of %d resumed on the wrong stack", me);  \
+                FUZZ_CHECK(&g, m.depth[me] == depth, "capture of %d resumed at depth %d", \
+                           me, m.depth[me]);                                 \
+                (cap) = NULL;            /* resume gave it back */           \
+                m.acts--;                                                    \
+                check_acts();                                                \
+            }                                                                \
+        } else {                                                             \
+            as_act_resume(cap);                                              \
+        }                                                                    \
+    } while (0)
+
+/* Run operations as context `me`, at as_call_on depth `depth`, on `on`.
+ * A level that still holds a captured record gives it back on the way out. */
+static int interp_level(int me, int depth, const as_stack *on, as_act *volatile *cap);
+
 static int interp(int me, int depth, const as_stack *on)
+{
+    as_act *volatile cap = NULL;
+    int r = interp_level(me, depth, on, &cap);
+    if (cap) {
+        as_act_release(cap);
+        m.acts--;
+    }
+    return r;
+}
+
+static int interp_level(int me, int depth, const as_stack *on, as_act *volatile *cap)
 {
     FUZZ_CHECK(&g, m.depth[me] == depth, "context %d at depth %d, model %d",
                me, depth, m.depth[me]);
@@ -245,6 +303,9 @@ static int interp(int me, int depth, const as_stack *on)
             m.callret = v;
             return R_CALLRET;
         }
+        case 6:                                                      /* ACT */
+            OP_ACT(*cap);
+            break;
         default:
             break;
         }
@@ -259,6 +320,8 @@ static void setup(void)
     for (int i = 0; i < NAUX; i++)
         if (as_stack_alloc(&aux[i], STACK_SZ) != 0)
             abort();
+    if (as_act_pool_init(&act_pool, act_recs, NACT) != 0)
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -294,5 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "context %d left in state %d", s, m.st[s]);
     for (int i = 0; i < NAUX; i++)
         FUZZ_CHECK(&g, m.aux_owner[i] < 0, "aux stack %d still owned", i);
+    FUZZ_CHECK(&g, m.acts == 0, "%zu activation records still held", m.acts);
+    check_acts();
     return 0;
 }

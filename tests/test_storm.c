@@ -12,6 +12,14 @@
  * crash, a wrong result or a register that changed; it asserts nothing
  * about how many signals arrived beyond "some".
  *
+ * The last test adds activations: the handler captures the interrupted
+ * state from its ucontext into a pooled record (as_act_from_ucontext) and
+ * leaves either by resuming that record or through sigreturn of a frame
+ * rewritten from it, while the interrupted thread switches, runs
+ * as_call_on and does capture/resume round trips of its own from the same
+ * pool.  Every interrupted instruction of those paths must come back
+ * exactly.
+ *
  * (tests/test_unwind.c has the single-thread SIGPROF timer storm.)
  */
 #define UNW_LOCAL_ONLY
@@ -23,7 +31,11 @@
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <ucontext.h>
 #include "regs.h"
+#include "act_probe.h"
+
+struct act_probe act_probe;     /* tests/arch/<arch>/act_probe.S needs it */
 
 #define NOINLINE __attribute__((noinline))
 #define NPEERS   3
@@ -175,4 +187,111 @@ Test(storm, entry_and_return_under_signal_flood, .timeout = 300)
     }
     stop_flood(fl);
     as_stack_free(&s);
+}
+
+/* ---- activations captured (and resumed) in the handler ---- */
+
+#define NREC 8
+static as_act_pool g_pool;
+static as_act *g_recs;
+static atomic_ulong g_bad, g_resumed, g_busy;
+static atomic_bool g_blocked;
+
+static uintptr_t interrupted_pc(const void *uc)
+{
+    const ucontext_t *u = uc;
+#if defined(__x86_64__)
+    return (uintptr_t)u->uc_mcontext.gregs[REG_RIP];
+#else
+    return (uintptr_t)u->uc_mcontext.pc;
+#endif
+}
+
+static void on_signal_act(int sig, siginfo_t *si, void *uc)
+{
+    on_signal(sig, si, uc);
+    if (as_act_resume_busy(interrupted_pc(uc))) {
+        atomic_fetch_add_explicit(&g_busy, 1, memory_order_relaxed);
+        return;                 /* a resume still reading its record: defer */
+    }
+    as_act *a = as_act_alloc(&g_pool);
+    if (!a)
+        return;                 /* the interrupted code holds them all */
+    as_act_from_ucontext(a, uc);
+    if (as_act_kind(a) != AS_ACT_FULL || as_act_pc(a) == 0 || as_act_sp(a) == 0)
+        atomic_fetch_add_explicit(&g_bad, 1, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&g_resumed, 1, memory_order_relaxed) & 1) {
+        /* Leave the handler through the record.  The kernel blocked SIGURG
+         * for the handler and only sigreturn would unblock it: say so, and
+         * the switching loop unblocks it again. */
+        atomic_store_explicit(&g_blocked, true, memory_order_relaxed);
+        as_act_resume(a);
+    }
+    as_act_to_ucontext(a, uc);  /* or through sigreturn of the frame    */
+    as_act_release(a);
+}
+
+Test(storm, activations_under_signal_flood, .timeout = 300)
+{
+    cr_assert_eq(posix_memalign((void **)&g_recs, 64, NREC * sizeof(as_act)), 0);
+    cr_assert_eq(as_act_pool_init(&g_pool, g_recs, NREC), 0);
+    as_stack s[NPEERS];
+    as_transfer t[NPEERS];
+    uintptr_t expect[NPEERS] = { 0 };
+    cr_assert_eq(as_stack_alloc(&g_aux, 64 << 10), 0);
+    for (int i = 0; i < NPEERS; i++) {
+        cr_assert_eq(as_stack_alloc(&s[i], 64 << 10), 0);
+        t[i].ctx = as_ctx_make(&s[i], peer);
+    }
+    /* Not SA_NODEFER: under an unthrottled flood, handlers would nest
+     * without bound and overflow the stack they interrupted. */
+    pthread_t fl = start_flood();
+    struct sigaction sa = { .sa_sigaction = on_signal_act,
+                            .sa_flags = SA_SIGINFO | SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGURG, &sa, NULL), 0);
+    sigset_t urg;
+    sigemptyset(&urg);
+    sigaddset(&urg, SIGURG);
+
+    uint64_t in[TEST_NREGS], out[TEST_NREGS];
+    unsigned long roundtrips = 0;
+    for (unsigned long n = 0; more(n); n++) {
+        int i = (int)(n % NPEERS);
+        uintptr_t v = (uintptr_t)n + 1;
+        expect[i] += v * 3 + 1;
+        test_regs_random(in, n);
+        t[i] = test_switch_regs(t[i].ctx, (void *)v, in, out);
+        cr_assert_not_null(t[i].ctx, "peer %d finished early (a register changed)", i);
+        cr_assert_eq((uintptr_t)t[i].data, expect[i], "switch %lu", n);
+        for (int r = 0; r < TEST_NREGS; r++)
+            cr_assert_eq((in[r] ^ out[r]) & test_regs_mask(r), 0,
+                         "switch %lu: register %d changed", n, r);
+        if (atomic_exchange_explicit(&g_blocked, false, memory_order_relaxed))
+            pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
+        as_act *a = as_act_alloc(&g_pool);
+        if (a) {                        /* capture + resume, probed */
+            test_regs_random(in, ~n);
+            act_call_regs(a, in, out);  /* a is back in the pool after */
+            roundtrips++;
+            for (int r = 0; r < TEST_NREGS; r++)
+                cr_assert_eq((in[r] ^ out[r]) & test_regs_mask(r), 0,
+                             "round trip %lu: register %d was %#llx, came back %#llx", n, r,
+                             (unsigned long long)in[r], (unsigned long long)out[r]);
+        }
+    }
+    stop_flood(fl);
+    for (int i = 0; i < NPEERS; i++) {
+        t[i] = as_switch(t[i].ctx, NULL);
+        cr_assert_null(t[i].ctx);
+        cr_assert_eq((uintptr_t)t[i].data, expect[i]);
+        as_stack_free(&s[i]);
+    }
+    as_stack_free(&g_aux);
+    cr_log_info("%lu capture/resume round trips; %lu handler captures, %lu deferred",
+                roundtrips, atomic_load(&g_resumed), atomic_load(&g_busy));
+    cr_assert_eq(atomic_load(&g_bad), 0, "a handler capture was not a full record");
+    cr_assert_gt(atomic_load(&g_resumed), 0, "the handler captured something");
+    cr_assert_eq(as_act_pool_free(&g_pool), NREC, "no record leaked");
+    free(g_recs);
 }
