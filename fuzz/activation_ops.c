@@ -105,6 +105,14 @@ static void model_give_back(size_t k)
     m.held[k] = m.held[--m.nheld];
 }
 
+static void release_all(void)
+{
+    while (m.nheld) {
+        as_act_release(&recs[m.held[m.nheld - 1]]);
+        model_give_back(m.nheld - 1);
+    }
+}
+
 static void check_count(void)
 {
     size_t f = as_act_pool_free(&pool);
@@ -353,19 +361,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 6:
             break;                      /* the count is checked below */
         case 7:
-            while (m.nheld) {
-                as_act_release(&recs[m.held[m.nheld - 1]]);
-                model_give_back(m.nheld - 1);
-            }
+            release_all();
             break;
         }
         check_count();
     }
     g.op = "END";
-    while (m.nheld) {
-        as_act_release(&recs[m.held[m.nheld - 1]]);
-        model_give_back(m.nheld - 1);
-    }
+    release_all();
     check_count();
     FUZZ_CHECK(&g, m.nfree == m.n, "%zu of %zu free at the end", m.nfree, m.n);
     return 0;

@@ -28,6 +28,7 @@
 #include <altstack.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -127,41 +128,67 @@ static as_transfer peer(as_transfer t)
     }
 }
 
-Test(storm, switch_and_call_on_under_signal_flood, .timeout = 300)
-{
-    as_stack s[NPEERS];
+/* Three peers on their own stacks, switched to in turn through the probe. */
+struct peers {
+    as_stack    s[NPEERS];
     as_transfer t[NPEERS];
-    uintptr_t expect[NPEERS] = { 0 };
+    uintptr_t   expect[NPEERS];
+};
+
+static void peers_start(struct peers *p)
+{
+    memset(p, 0, sizeof *p);
     cr_assert_eq(as_stack_alloc(&g_aux, 64 << 10), 0);
     for (int i = 0; i < NPEERS; i++) {
-        cr_assert_eq(as_stack_alloc(&s[i], 64 << 10), 0);
-        t[i].ctx = as_ctx_make(&s[i], peer);
-        cr_assert_not_null(t[i].ctx);
+        cr_assert_eq(as_stack_alloc(&p->s[i], 64 << 10), 0);
+        p->t[i].ctx = as_ctx_make(&p->s[i], peer);
+        cr_assert_not_null(p->t[i].ctx);
     }
-    pthread_t fl = start_flood();
+}
+
+static void check_regs(const char *what, unsigned long n, const uint64_t *in,
+                       const uint64_t *out)
+{
+    for (int r = 0; r < TEST_NREGS; r++)
+        cr_assert_eq((in[r] ^ out[r]) & test_regs_mask(r), 0,
+                     "%s %lu: register %d was %#llx, came back %#llx", what, n, r,
+                     (unsigned long long)in[r], (unsigned long long)out[r]);
+}
+
+/* Round n: switch to peer n % NPEERS, check its answer and our registers. */
+static void peers_round(struct peers *p, unsigned long n)
+{
     uint64_t in[TEST_NREGS], out[TEST_NREGS];
-    for (unsigned long n = 0; more(n); n++) {
-        int i = (int)(n % NPEERS);
-        uintptr_t v = (uintptr_t)n + 1;
-        expect[i] += v * 3 + 1;
-        test_regs_random(in, n);
-        t[i] = test_switch_regs(t[i].ctx, (void *)v, in, out);
-        cr_assert_not_null(t[i].ctx, "peer %d finished early (a register changed)", i);
-        cr_assert_eq((uintptr_t)t[i].data, expect[i], "switch %lu", n);
-        for (int r = 0; r < TEST_NREGS; r++)
-            cr_assert_eq((in[r] ^ out[r]) & test_regs_mask(r), 0,
-                         "switch %lu: register %d was %#llx, came back %#llx", n, r,
-                         (unsigned long long)in[r], (unsigned long long)out[r]);
-    }
+    int i = (int)(n % NPEERS);
+    uintptr_t v = (uintptr_t)n + 1;
+    p->expect[i] += v * 3 + 1;
+    test_regs_random(in, n);
+    p->t[i] = test_switch_regs(p->t[i].ctx, (void *)v, in, out);
+    cr_assert_not_null(p->t[i].ctx, "peer %d finished early (a register changed)", i);
+    cr_assert_eq((uintptr_t)p->t[i].data, p->expect[i], "switch %lu", n);
+    check_regs("switch", n, in, out);
+}
+
+static void peers_finish(struct peers *p)
+{
     for (int i = 0; i < NPEERS; i++) {
-        t[i] = as_switch(t[i].ctx, NULL);
-        cr_assert_null(t[i].ctx);
-        cr_assert_eq((uintptr_t)t[i].data, expect[i]);
+        p->t[i] = as_switch(p->t[i].ctx, NULL);
+        cr_assert_null(p->t[i].ctx);
+        cr_assert_eq((uintptr_t)p->t[i].data, p->expect[i]);
+        as_stack_free(&p->s[i]);
     }
-    stop_flood(fl);
-    for (int i = 0; i < NPEERS; i++)
-        as_stack_free(&s[i]);
     as_stack_free(&g_aux);
+}
+
+Test(storm, switch_and_call_on_under_signal_flood, .timeout = 300)
+{
+    static struct peers p;
+    peers_start(&p);
+    pthread_t fl = start_flood();
+    for (unsigned long n = 0; more(n); n++)
+        peers_round(&p, n);
+    stop_flood(fl);
+    peers_finish(&p);
 }
 
 /* ---- contexts made, run to the end and remade on the same stacks ---- */
@@ -235,14 +262,8 @@ Test(storm, activations_under_signal_flood, .timeout = 300)
 {
     cr_assert_eq(posix_memalign((void **)&g_recs, 64, NREC * sizeof(as_act)), 0);
     cr_assert_eq(as_act_pool_init(&g_pool, g_recs, NREC), 0);
-    as_stack s[NPEERS];
-    as_transfer t[NPEERS];
-    uintptr_t expect[NPEERS] = { 0 };
-    cr_assert_eq(as_stack_alloc(&g_aux, 64 << 10), 0);
-    for (int i = 0; i < NPEERS; i++) {
-        cr_assert_eq(as_stack_alloc(&s[i], 64 << 10), 0);
-        t[i].ctx = as_ctx_make(&s[i], peer);
-    }
+    static struct peers p;
+    peers_start(&p);
     /* Not SA_NODEFER: under an unthrottled flood, handlers would nest
      * without bound and overflow the stack they interrupted. */
     pthread_t fl = start_flood();
@@ -257,16 +278,7 @@ Test(storm, activations_under_signal_flood, .timeout = 300)
     uint64_t in[TEST_NREGS], out[TEST_NREGS];
     unsigned long roundtrips = 0;
     for (unsigned long n = 0; more(n); n++) {
-        int i = (int)(n % NPEERS);
-        uintptr_t v = (uintptr_t)n + 1;
-        expect[i] += v * 3 + 1;
-        test_regs_random(in, n);
-        t[i] = test_switch_regs(t[i].ctx, (void *)v, in, out);
-        cr_assert_not_null(t[i].ctx, "peer %d finished early (a register changed)", i);
-        cr_assert_eq((uintptr_t)t[i].data, expect[i], "switch %lu", n);
-        for (int r = 0; r < TEST_NREGS; r++)
-            cr_assert_eq((in[r] ^ out[r]) & test_regs_mask(r), 0,
-                         "switch %lu: register %d changed", n, r);
+        peers_round(&p, n);
         if (atomic_exchange_explicit(&g_blocked, false, memory_order_relaxed))
             pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
         as_act *a = as_act_alloc(&g_pool);
@@ -274,20 +286,11 @@ Test(storm, activations_under_signal_flood, .timeout = 300)
             test_regs_random(in, ~n);
             act_call_regs(a, in, out);  /* a is back in the pool after */
             roundtrips++;
-            for (int r = 0; r < TEST_NREGS; r++)
-                cr_assert_eq((in[r] ^ out[r]) & test_regs_mask(r), 0,
-                             "round trip %lu: register %d was %#llx, came back %#llx", n, r,
-                             (unsigned long long)in[r], (unsigned long long)out[r]);
+            check_regs("round trip", n, in, out);
         }
     }
     stop_flood(fl);
-    for (int i = 0; i < NPEERS; i++) {
-        t[i] = as_switch(t[i].ctx, NULL);
-        cr_assert_null(t[i].ctx);
-        cr_assert_eq((uintptr_t)t[i].data, expect[i]);
-        as_stack_free(&s[i]);
-    }
-    as_stack_free(&g_aux);
+    peers_finish(&p);
     cr_log_info("%lu capture/resume round trips; %lu handler captures, %lu deferred",
                 roundtrips, atomic_load(&g_resumed), atomic_load(&g_busy));
     cr_assert_eq(atomic_load(&g_bad), 0, "a handler capture was not a full record");
