@@ -191,6 +191,110 @@ int as_act_rollforward(as_act *a)
     return 1;
 }
 
+#else /* AS_ARCH_AARCH64 */
+
+_Static_assert(offsetof(as_act, x[0]) == AS_ACT_X0, "layout");
+_Static_assert(offsetof(as_act, x[16]) == AS_ACT_X16, "layout");
+_Static_assert(offsetof(as_act, x[19]) == AS_ACT_X19, "layout");
+_Static_assert(offsetof(as_act, x[29]) == AS_ACT_X29, "layout");
+_Static_assert(offsetof(as_act, x[30]) == AS_ACT_X30, "layout");
+_Static_assert(offsetof(as_act, sp) == AS_ACT_SP, "layout");
+_Static_assert(offsetof(as_act, pc) == AS_ACT_PC, "layout");
+_Static_assert(offsetof(as_act, pstate) == AS_ACT_PSTATE, "layout");
+_Static_assert(offsetof(as_act, fpsr) == AS_ACT_FPSR, "layout");
+_Static_assert(offsetof(as_act, fpcr) == AS_ACT_FPCR, "layout");
+_Static_assert(offsetof(as_act, sigmask) == AS_ACT_SIGMASK, "layout");
+_Static_assert(offsetof(as_act, v) == AS_ACT_V, "layout");
+_Static_assert(AS_ACT_STAGE == AS_ACT_PSTATE + 8, "staging = x0 .. pstate");
+
+AS_HIDDEN void as__act_start(void);
+AS_HIDDEN extern const char as__act_cwin[], as__act_ctail[], as__act_ctail_end[];
+#if AS_FREESTANDING
+AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[],
+    as__act_ftail_ret[], as__act_ftail_end[];
+#endif
+
+size_t as_act_fpu_size(void) { return AS_ACT_FPU_SIZE; }
+
+void as_act_init(as_act *a, const as_stack *s, void (*fn)(void *), void *arg)
+{
+    if (!a)
+        return;
+    a->kind = AS_ACT_NONE;
+    if (!s || !fn || !s->lo || !s->hi)
+        return;
+    uintptr_t top = as__align_down((uintptr_t)s->hi, 16);
+    if (top < (uintptr_t)s->lo || top - (uintptr_t)s->lo < AS_STACK_MIN)
+        return;
+    a->pc = (uintptr_t)as__act_start;
+    a->sp = top;
+    for (int i = 19; i <= 29; i++)
+        a->x[i] = 0;
+    a->x[19] = (uintptr_t)fn;
+    a->x[20] = (uintptr_t)arg;
+    for (int i = 8; i <= 15; i++)
+        __builtin_memset(a->v[i], 0, 16);
+    a->fpcr = AS_FPCR_DEFAULT;
+    a->kind = AS_ACT_FRESH;
+}
+
+uintptr_t as_act_pc(const as_act *a) { return a && a->kind ? a->pc : 0; }
+uintptr_t as_act_sp(const as_act *a) { return a && a->kind ? a->sp : 0; }
+
+static int in(uintptr_t pc, const char *lo, const char *hi)
+{
+    return pc >= (uintptr_t)lo && pc < (uintptr_t)hi;
+}
+
+int as_act_resume_busy(uintptr_t pc)
+{
+    return in(pc, (const char *)as_act_resume, as__act_resume_end) &&
+           !in(pc, as__act_ctail, as__act_ctail_end)
+#if AS_FREESTANDING
+           && !in(pc, as__act_ftail, as__act_ftail_end)
+#endif
+           ;
+}
+
+/*
+ * Roll an interrupted resume forward (activation.S, the labels).  The CALL
+ * tail keeps pc and sp in x16 and x17.  The FULL tail (freestanding) reads
+ * the staged words at S = x8, then S = sp; its loads are idempotent.  At
+ * the cbnz after STLXR, w7 == 0 means the store succeeded: released.
+ */
+int as_act_rollforward(as_act *a)
+{
+    uintptr_t pc = a->pc;
+    if (pc == (uintptr_t)as__act_cwin && (uint32_t)a->x[7] == 0)
+        pc = (uintptr_t)as__act_ctail;
+    if (in(pc, as__act_ctail, as__act_ctail_end)) {
+        a->sp = a->x[17];
+        a->pc = a->x[16];
+        a->x[30] = a->x[16];
+        a->x[0] = 1;
+        return 1;
+    }
+#if AS_FREESTANDING
+    if (pc == (uintptr_t)as__act_fwin && (uint32_t)a->x[7] == 0)
+        pc = (uintptr_t)as__act_ftail;
+    if (!in(pc, as__act_ftail, as__act_ftail_end))
+        return 0;
+    if (pc < (uintptr_t)as__act_ftail_ret) {
+        const uint64_t *st = (const uint64_t *)(pc < (uintptr_t)as__act_ftail_load ? a->x[8] : a->sp);
+        __builtin_memcpy(a->x, st, 31 * 8);
+        a->pc = st[AS_ACT_PC / 8];
+        a->pstate = (a->pstate & 0x0fffffffu) | (st[AS_ACT_PSTATE / 8] & 0xf0000000u);
+        a->sp = (uintptr_t)st + AS_ACT_STAGE;
+    } else {
+        a->pc = a->x[16];
+    }
+    a->x[16] = a->pc;
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 #endif /* AS_ARCH_X86_64 */
 
 int as_act_fpu_check(void)

@@ -126,7 +126,8 @@ struct __attribute__((aligned(64))) as_act {
     as_act_pool *pool;              /* pool membership, as on x86_64        */
     const as_act *self;
     uint32_t next, slot;
-    uint64_t reserved;
+    uint64_t sigmask;               /* FULL, hosted: the mask rt_sigreturn
+                                       restores (from the signal frame)     */
     /* q0..q31 (FULL); a CALL record keeps d8-d15 in the low halves of
      * v[8..15] */
     unsigned char v[32][16] __attribute__((aligned(64)));

@@ -9,6 +9,12 @@
  * start with FP_XSTATE_MAGIC1; that block also says how big the area is
  * (xstate_size) and which components the kernel put in it (xfeatures).
  * The area is copied as is: the kernel already did the XSAVE.
+ *
+ * aarch64: uc_mcontext holds x0-x30, sp, pc, pstate and, in __reserved, a
+ * chain of records {magic, size} ending in a zero one; fpsimd_context
+ * (q0-q31, FPSR, FPCR) is always the first.  A FULL record is resumed by
+ * as__act_sigreturn: it builds a frame of its own (the record's registers,
+ * an fpsimd_context, the end marker) and calls rt_sigreturn on it.
  */
 #include "hosted.h"
 #include <signal.h>
@@ -142,3 +148,128 @@ void as_act_to_ucontext(const as_act *a, void *ucontext)
 }
 
 #endif /* AS_ARCH_X86_64 */
+
+#if AS_ARCH_AARCH64
+
+#define FPSIMD_REC_MAGIC 0x46508001u
+
+struct ctx_head { uint32_t magic, size; };
+struct fpsimd_rec {
+    struct ctx_head head;
+    uint32_t fpsr, fpcr;
+    unsigned char v[32][16];
+};
+
+static struct fpsimd_rec *find_fpsimd(const mcontext_t *mc)
+{
+    unsigned char *p = (unsigned char *)mc->__reserved;
+    unsigned char *end = p + sizeof mc->__reserved;
+    while (p + sizeof(struct ctx_head) <= end) {
+        struct ctx_head h;
+        memcpy(&h, p, sizeof h);
+        if (h.magic == 0 || h.size < sizeof h)
+            return NULL;
+        if (h.magic == FPSIMD_REC_MAGIC)
+            return (struct fpsimd_rec *)p;
+        p += h.size;
+    }
+    return NULL;
+}
+
+/* After the fpsimd record, end the chain: SVE/SME records would make the
+ * kernel restore from them instead, and the record does not hold them. */
+static void end_after(struct fpsimd_rec *f)
+{
+    struct ctx_head *end = (struct ctx_head *)(f + 1);
+    end->magic = 0;
+    end->size = 0;
+}
+
+void as_act_from_ucontext(as_act *a, const void *ucontext)
+{
+    const ucontext_t *uc = ucontext;
+    const mcontext_t *mc = &uc->uc_mcontext;
+    memcpy(a->x, mc->regs, sizeof a->x);
+    a->sp = mc->sp;
+    a->pc = mc->pc;
+    a->pstate = mc->pstate;
+    const struct fpsimd_rec *f = find_fpsimd(mc);
+    if (f) {
+        a->fpsr = f->fpsr;
+        a->fpcr = f->fpcr;
+        memcpy(a->v, f->v, sizeof a->v);
+    } else {
+        a->fpsr = a->fpcr = 0;
+        memset(a->v, 0, sizeof a->v);
+    }
+    memcpy(&a->sigmask, &uc->uc_sigmask, sizeof a->sigmask);
+    a->kind = AS_ACT_FULL;
+    as_act_rollforward(a);
+}
+
+void as_act_to_ucontext(const as_act *a, void *ucontext)
+{
+    ucontext_t *uc = ucontext;
+    mcontext_t *mc = &uc->uc_mcontext;
+    struct fpsimd_rec *f = find_fpsimd(mc);
+    mc->sp = a->sp;
+    mc->pc = a->pc;
+    if (a->kind != AS_ACT_FULL) {
+        /* What a resume would do: callee-saved state, x0 = 1, lr = pc. */
+        memcpy(&mc->regs[19], &a->x[19], 11 * 8);
+        mc->regs[30] = a->pc;
+        mc->regs[0] = 1;
+        if (f) {
+            f->fpcr = a->fpcr;
+            for (int i = 8; i <= 15; i++)
+                memcpy(f->v[i], a->v[i], 8);
+            end_after(f);
+        }
+        return;
+    }
+    memcpy(mc->regs, a->x, sizeof a->x);
+    mc->pstate = a->pstate;
+    if (f) {
+        f->fpsr = a->fpsr;
+        f->fpcr = a->fpcr;
+        memcpy(f->v, a->v, sizeof f->v);
+        end_after(f);
+    }
+}
+
+/*
+ * The hosted resume of a FULL record (as_act_resume branches here): build
+ * { siginfo, ucontext } on our stack, give the record back to its pool
+ * (every read of it is done), and rt_sigreturn.  uc_stack must repeat the
+ * thread's current sigaltstack, which sigreturn re-installs.
+ */
+AS_HIDDEN AS_NORETURN void as__act_sigreturn(as_act *a);
+void as__act_sigreturn(as_act *a)
+{
+    struct {
+        siginfo_t info;
+        ucontext_t uc;
+    } frame __attribute__((aligned(16)));
+    memset(&frame.uc, 0, offsetof(ucontext_t, uc_mcontext) + offsetof(mcontext_t, __reserved));
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) == 0) {
+        ss.ss_flags &= ~SS_ONSTACK;
+        frame.uc.uc_stack = ss;
+    } else {
+        frame.uc.uc_stack.ss_flags = SS_DISABLE;
+    }
+    memcpy(&frame.uc.uc_sigmask, &a->sigmask, sizeof a->sigmask);
+    struct fpsimd_rec *f = (struct fpsimd_rec *)frame.uc.uc_mcontext.__reserved;
+    f->head.magic = FPSIMD_REC_MAGIC;
+    f->head.size = sizeof *f;
+    end_after(f);
+    as_act_to_ucontext(a, &frame.uc);
+    as_act_release(a);
+    __asm__ volatile("mov sp, %0\n\t"
+                     "mov x8, #139\n\t"          /* __NR_rt_sigreturn */
+                     "svc #0"
+                     : : "r"(&frame) : "memory");
+    __builtin_unreachable();
+}
+
+#endif /* AS_ARCH_AARCH64 */

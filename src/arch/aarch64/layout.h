@@ -81,4 +81,44 @@
  * nearest, every exception untrapped, no flush-to-zero). */
 #define AS_FPCR_DEFAULT  0
 
+/* --- activations (as_act, include/altstack/activation.h) ---------------
+ *
+ *   record (64-byte aligned, AS_ACT_SIZE)      FULL resume through x16
+ *   +-----------------------------+ 0          (freestanding), staged on
+ *   | x0 .. x30                   | 0..240     the target stack:
+ *   | sp                          | 248        +--------------------+ T = sp
+ *   | pc                          | 256        | pc      | pstate   | S+256
+ *   | pstate (NZCV in 31..28)     | 264        | x0 .. x30 (at 8*i) | S+0
+ *   | fpsr:32 fpcr:32             | 272        +--------------------+ S = T-272
+ *   | kind:16 pad                 | 280
+ *   | pool | self | next | slot  | 288..308   AAPCS64 has no red zone: the
+ *   | sigmask (FULL, hosted)      | 312        words below sp are free.
+ *   | v: q0 .. q31, 16 bytes each | 320..832
+ *   +-----------------------------+ 1024       pool: head at 0.
+ */
+#define AS_ACT_X0        0
+#define AS_ACT_X16     128
+#define AS_ACT_X19     152
+#define AS_ACT_X29     232
+#define AS_ACT_X30     240
+#define AS_ACT_SP      248
+#define AS_ACT_PC      256
+#define AS_ACT_PSTATE  264
+#define AS_ACT_FPSR    272
+#define AS_ACT_FPCR    276
+#define AS_ACT_KIND    280
+#define AS_ACT_POOL    288
+#define AS_ACT_SELF    296
+#define AS_ACT_NEXT    304
+#define AS_ACT_SLOT    308
+#define AS_ACT_SIGMASK 312
+#define AS_ACT_V       320
+#define AS_ACT_V8      (AS_ACT_V + 8 * 16)
+#define AS_ACT_STAGE   272      /* x0..x30, pc, pstate, padded to 16      */
+#define AS_ACT_POOL_HEAD 0
+#define AS_ACT_KIND_CALL 1      /* = AS_ACT_CALL, AS_ACT_FULL, AS_ACT_FRESH */
+#define AS_ACT_KIND_FULL 2
+#define AS_ACT_KIND_FRESH 3
+/* --- end activations --- */
+
 #endif
