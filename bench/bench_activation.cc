@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: MIT
+// bench/bench_activation.cc - activations and preemptive upcalls against
+// their peers.
+//
+//   act_capture_resume/<impl>  capture the caller's state and resume it:
+//       altstack     as_act_capture + as_act_resume (a CALL record)
+//       getcontext   glibc getcontext + setcontext
+//       sigsetjmp    sigsetjmp(env, 1) + siglongjmp (saves the mask too)
+//   act_full_resume/<impl>     resume a record captured from a signal frame,
+//                              with the whole XSAVE state (AVX-512 dirtied
+//                              where the CPU has it), back into a loop:
+//       altstack     as_act_resume of an as_act_from_ucontext record
+//       rt_sigreturn rt_sigreturn of the kernel's own frame, kept intact
+//     Both iterations also include one as_act_capture/as_act_resume pair
+//     that brings the resumed code back to the loop (a few ns).
+//   preempt_rt/<impl>          a signal to ourselves and back:
+//       altstack     tick -> handler captures -> upcall -> as_act_resume
+//       bare_signal  signal -> empty SA_SIGINFO handler -> sigreturn
+//     Both send the signal with a raw tgkill, so both pay the same syscall.
+#include <benchmark/benchmark.h>
+#include <csetjmp>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ucontext.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+extern "C" {
+#include <altstack.h>
+}
+
+#define NOINLINE __attribute__((noinline))
+
+static long raw_tgkill(long pid, long tid, long sig)
+{
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret)
+                     : "a"((long)SYS_tgkill), "D"(pid), "S"(tid), "d"(sig)
+                     : "rcx", "r11", "memory");
+    return ret;
+#else
+    register long x0 __asm__("x0") = pid, x1 __asm__("x1") = tid, x2 __asm__("x2") = sig;
+    register long x8 __asm__("x8") = SYS_tgkill;
+    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x1), "r"(x2), "r"(x8) : "memory");
+    return x0;
+#endif
+}
+
+static long g_pid, g_tid;
+static void ids()
+{
+    g_pid = getpid();
+    g_tid = syscall(SYS_gettid);
+}
+
+// ---------------------------------------------------------------------------
+// act_capture_resume
+// ---------------------------------------------------------------------------
+static as_act g_act;
+
+static NOINLINE void as_round_trip(as_act *a)
+{
+    if (as_act_capture(a) == 0)
+        as_act_resume(a);
+}
+
+static void BM_capture_resume_as(benchmark::State &st)
+{
+    for (auto _ : st)
+        as_round_trip(&g_act);
+}
+BENCHMARK(BM_capture_resume_as)->Name("act_capture_resume/altstack");
+
+static NOINLINE void uc_round_trip(ucontext_t *uc)
+{
+    volatile int resumed = 0;
+    getcontext(uc);
+    if (!resumed) {
+        resumed = 1;
+        setcontext(uc);
+    }
+}
+
+static void BM_capture_resume_uc(benchmark::State &st)
+{
+    ucontext_t uc;
+    for (auto _ : st)
+        uc_round_trip(&uc);
+}
+BENCHMARK(BM_capture_resume_uc)->Name("act_capture_resume/getcontext");
+
+static NOINLINE void sj_round_trip(sigjmp_buf *jb)
+{
+    if (!sigsetjmp(*jb, 1))
+        siglongjmp(*jb, 1);
+}
+
+static void BM_capture_resume_sj(benchmark::State &st)
+{
+    sigjmp_buf jb;
+    for (auto _ : st)
+        sj_round_trip(&jb);
+}
+BENCHMARK(BM_capture_resume_sj)->Name("act_capture_resume/sigsetjmp");
+
+// ---------------------------------------------------------------------------
+// act_full_resume: a point captured by a signal on a stack of its own.
+// full_point raises the signal; the handler records the interrupted state
+// (as a FULL record, or just where the kernel's frame is).  Each benchmark
+// iteration resumes that state, which continues after the raise and
+// resumes g_back, the loop.
+// ---------------------------------------------------------------------------
+enum { CAPTURE_RECORD, CAPTURE_FRAME };
+static volatile int g_capture_mode, g_bench_active;
+static as_act g_full, g_back;
+static void *volatile g_frame;
+
+static void full_handler(int, siginfo_t *, void *uc)
+{
+    if (g_capture_mode == CAPTURE_RECORD)
+        as_act_from_ucontext(&g_full, uc);
+    else
+        g_frame = uc;   // the frame sigreturn reads starts at the ucontext
+}
+
+static void *full_point(void *)
+{
+#if defined(__x86_64__)
+    // Make the upper vector state non-initial, so XRSTOR has real work.
+    if (__builtin_cpu_supports("avx512f"))
+        // zmm16-31 are never used by this (non-AVX-512) code: no clobber.
+        __asm__ volatile("vpternlogd $0xff, %%zmm31, %%zmm31, %%zmm31\n\t"
+                         "vpternlogd $0xff, %%zmm16, %%zmm16, %%zmm16" ::: "memory");
+    else if (__builtin_cpu_supports("avx"))
+        __asm__ volatile("vpcmpeqd %%ymm15, %%ymm15, %%ymm15" ::: "xmm15");
+#endif
+    raw_tgkill(g_pid, g_tid, SIGUSR2);
+    if (g_bench_active)
+        as_act_resume(&g_back);
+    return nullptr;
+}
+
+static as_stack full_setup(int mode)
+{
+    ids();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = full_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR2, &sa, nullptr);
+    as_stack s;
+    if (as_stack_alloc(&s, 64 << 10) != 0)
+        abort();
+    g_bench_active = 0;
+    g_capture_mode = mode;
+    as_call_on(&s, full_point, nullptr);
+    g_bench_active = 1;
+    return s;
+}
+
+static NOINLINE void full_as_once()
+{
+    if (as_act_capture(&g_back) == 0)
+        as_act_resume(&g_full);
+}
+
+static void BM_full_as(benchmark::State &st)
+{
+    as_stack s = full_setup(CAPTURE_RECORD);
+    for (auto _ : st)
+        full_as_once();
+    g_bench_active = 0;
+    as_stack_free(&s);
+}
+BENCHMARK(BM_full_as)->Name("act_full_resume/altstack");
+
+static NOINLINE void full_sigreturn_once()
+{
+    if (as_act_capture(&g_back) == 0) {
+#if defined(__x86_64__)
+        __asm__ volatile("movq %0, %%rsp\n\t"
+                         "movl $15, %%eax\n\t"      // __NR_rt_sigreturn
+                         "syscall" : : "r"(g_frame) : "memory");
+#else
+        // aarch64: the frame is {siginfo, ucontext}; sp points at siginfo.
+        __asm__ volatile("mov sp, %0\n\t"
+                         "mov x8, #139\n\t"
+                         "svc #0" : : "r"((char *)g_frame - sizeof(siginfo_t)) : "memory");
+#endif
+        __builtin_unreachable();
+    }
+}
+
+static void BM_full_sigreturn(benchmark::State &st)
+{
+    as_stack s = full_setup(CAPTURE_FRAME);
+    for (auto _ : st)
+        full_sigreturn_once();
+    g_bench_active = 0;
+    as_stack_free(&s);
+}
+BENCHMARK(BM_full_sigreturn)->Name("act_full_resume/rt_sigreturn");
+
+// ---------------------------------------------------------------------------
+// preempt_rt
+// ---------------------------------------------------------------------------
+static void resume_at_once(as_act *a, void *) { as_act_resume(a); }
+
+static void BM_preempt_as(benchmark::State &st)
+{
+    ids();
+    static as_act recs[8];
+    static as_act_pool pool;
+    as_act_pool_init(&pool, recs, 8);
+    as_stack up;
+    if (as_stack_alloc(&up, 256 << 10) != 0)
+        abort();
+    as_preempt_cfg cfg = {};
+    cfg.interval_us = 10000000;     // the timer stays out of the way
+    cfg.upcall = resume_at_once;
+    cfg.pool = &pool;
+    cfg.upcall_stack = &up;
+    if (as_preempt_start(&cfg) != 0)
+        abort();
+    int sig = as_preempt_signal();
+    for (auto _ : st)
+        raw_tgkill(g_pid, g_tid, sig);
+    as_preempt_stop();
+    as_stack_free(&up);
+}
+BENCHMARK(BM_preempt_as)->Name("preempt_rt/altstack");
+
+static void empty_handler(int, siginfo_t *, void *) {}
+
+static void BM_preempt_bare(benchmark::State &st)
+{
+    ids();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = empty_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR1, &sa, nullptr);
+    for (auto _ : st)
+        raw_tgkill(g_pid, g_tid, SIGUSR1);
+}
+BENCHMARK(BM_preempt_bare)->Name("preempt_rt/bare_signal");
