@@ -68,6 +68,7 @@ AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[
  * same values, so plain relaxed stores suffice (async-signal-safe).
  */
 AS_HIDDEN uint64_t as__act_xmask;
+AS_HIDDEN uint8_t as__act_xsavec;
 static size_t act_fpu_size;
 static int act_cpu_done;
 
@@ -96,6 +97,8 @@ AS_HIDDEN void as__act_cpu_init(void)
         /* Never restore a record's PKRU over the live one; keep only the
          * components that fit the record (standard format offsets). */
         mask = xcr0 & ~XFEATURE_PKRU;
+        cpuid(0xd, 1, r);
+        __atomic_store_n(&as__act_xsavec, (uint8_t)(r[0] >> 1 & 1), __ATOMIC_RELAXED);
         for (unsigned i = 2; i < 64; i++) {
             if (!(mask >> i & 1))
                 continue;

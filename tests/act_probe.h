@@ -74,6 +74,13 @@ uint64_t act_probe_run(void);
  * and store what the registers hold after the resume into out[]. */
 void act_call_regs(as_act *a, const uint64_t *in, uint64_t *out);
 
+/* Load vin[] (x86_64: and kin[]) into the vector registers,
+ * as_act_capture_full(a), zero them, come back through as_act_resume(a)
+ * (via_signal 0) or act_full_vec_signal(a) (1, supplied by the suite),
+ * then store what they hold into vout[]/kout[]. */
+void act_full_vec(as_act *a, int via_signal);
+void act_full_vec_signal(as_act *a);
+
 _Static_assert(__builtin_offsetof(struct act_probe, rflags) == PROBE_OFF_RFLAGS, "probe");
 _Static_assert(__builtin_offsetof(struct act_probe, stop) == PROBE_OFF_STOP, "probe");
 _Static_assert(__builtin_offsetof(struct act_probe, gout) == PROBE_OFF_GOUT, "probe");

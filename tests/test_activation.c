@@ -448,3 +448,49 @@ Test(activation, rollforward_completes_an_interrupted_tail)
     cr_assert(!as_act_resume_busy((uintptr_t)as_act_capture));
 }
 #endif
+
+/* ---- as_act_capture_full: vector registers come back, by resume or
+ * through a signal frame (as_act_to_ucontext, sigreturn) ---- */
+
+static as_act *vec_rec;
+
+static void to_uc_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)si;
+    as_act_to_ucontext(vec_rec, uc);
+}
+
+void act_full_vec_signal(as_act *a)
+{
+    vec_rec = a;
+    struct sigaction sa = { .sa_sigaction = to_uc_handler, .sa_flags = SA_SIGINFO };
+    sigaction(SIGUSR2, &sa, NULL);
+    raise(SIGUSR2);
+}
+
+static void check_vectors(void)
+{
+#if defined(__x86_64__)
+    int bytes = act_probe.level == 2 ? 64 : act_probe.level == 1 ? 32 : 16;
+    int nvec = act_probe.level == 2 ? 32 : 16;
+    for (int i = 0; i < nvec; i++)
+        cr_assert_eq(memcmp(act_probe.vout[i], act_probe.vin[i], bytes), 0, "vector %d", i);
+    if (act_probe.level == 2)
+        for (int i = 1; i < 8; i++)
+            cr_assert_eq(act_probe.kout[i], act_probe.kin[i], "k%d", i);
+#else
+    for (int i = 0; i < 32; i++)
+        cr_assert_eq(memcmp(act_probe.vout[i], act_probe.vin[i], 16), 0, "q%d", i);
+#endif
+}
+
+Test(activation, capture_full_keeps_vector_registers)
+{
+    static as_act a;
+    for (int via_signal = 0; via_signal <= 1; via_signal++) {
+        act_probe_fill(30 + via_signal);
+        act_full_vec(&a, via_signal);
+        cr_assert_eq(as_act_kind(&a), AS_ACT_FULL);
+        check_vectors();
+    }
+}

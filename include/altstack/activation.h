@@ -17,7 +17,8 @@
  *                 the flags, SP, PC and the whole FP/SIMD state (x86_64: the
  *                 XSAVE components the OS enabled, as the kernel stored them
  *                 in the signal frame, so no XSAVE of our own; aarch64:
- *                 q0-q31, FPSR, FPCR).
+ *                 q0-q31, FPSR, FPCR).  as_act_capture_full(a) makes one
+ *                 at a call, with XSAVEC (XSAVE, FXSAVE where missing).
  *   AS_ACT_FRESH  as_act_init(a, stack, fn, arg): resuming it calls fn(arg)
  *                 on the stack, with the ABI's default FP control state.
  *
@@ -30,11 +31,13 @@
  *   FRESH  as CALL, into a trampoline      as CALL, into a trampoline
  *          that calls fn(arg)              that calls fn(arg)
  *   FULL   XRSTOR (FXRSTOR without XSAVE), hosted: rt_sigreturn of a frame
- *          every GPR and RFLAGS, no system built on the stack below sp
- *          call, never writing the 128-byte (exact: the kernel loads pc, sp
- *          red zone below the resumed rsp   and every register at once);
- *                                          freestanding: x16/x17 path
- *                                          (see as_act_resume)
+ *          every GPR and RFLAGS, no system built on our stack (exact: the
+ *          call, never writing the 128-byte kernel loads pc, sp and every
+ *          red zone below the resumed rsp   register at once);
+ *                                          freestanding: staged below the
+ *                                          target sp, exact but for x16,
+ *                                          which ends up = pc (a kernel
+ *                                          wanting x16 returns with eret)
  *
  * Pools.  An as_act_pool hands out records lock-free, and async-signal-safely:
  * a signal handler may allocate while the interrupted code, or other threads,
@@ -127,7 +130,8 @@ struct __attribute__((aligned(64))) as_act {
     const as_act *self;
     uint32_t next, slot;
     uint64_t sigmask;               /* FULL, hosted: the mask rt_sigreturn
-                                       restores (from the signal frame)     */
+                                       restores (from the signal frame);
+                                       all ones: keep the current one      */
     /* q0..q31 (FULL); a CALL record keeps d8-d15 in the low halves of
      * v[8..15] */
     unsigned char v[32][16] __attribute__((aligned(64)));
@@ -150,6 +154,18 @@ struct as_act_pool {
  * The pool fields of `a` are kept.  Mode: both.  Async-signal-safe.
  */
 __attribute__((returns_twice)) AS_API int as_act_capture(as_act *a);
+
+/*
+ * as_act_capture_full - like as_act_capture, but make an AS_ACT_FULL
+ * record: every register as it is at the call (the return-value register
+ * is recorded as 1), the flags, and the FP/SIMD state (x86_64 XSAVEC, or
+ * XSAVE, or FXSAVE, with the components the OS enabled minus PKRU; aarch64
+ * q0-q31, FPSR, FPCR).  For code that must keep vector registers a call
+ * would not (a kernel's entry path, a debugger).  Returns 0, then 1 when
+ * resumed.  aarch64 hosted: the resume keeps the signal mask current then.
+ * Mode: both.  Async-signal-safe.
+ */
+__attribute__((returns_twice)) AS_API int as_act_capture_full(as_act *a);
 
 /*
  * as_act_resume - resume the execution recorded in `a`; never returns.

@@ -17,6 +17,7 @@
  * an fpsimd_context, the end marker) and calls rt_sigreturn on it.
  */
 #include "hosted.h"
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <ucontext.h>
@@ -109,6 +110,53 @@ void as_act_from_ucontext(as_act *a, const void *ucontext)
     as_act_rollforward(a);
 }
 
+/*
+ * A record filled by as_act_capture_full with XSAVEC is in the compacted
+ * format; signal frames use the standard one.  Components 2.. of a
+ * compacted area follow each other in bit order, each at the next 64-byte
+ * boundary if CPUID.(0xD,i):ECX[1] says so; in the standard format each
+ * sits at CPUID.(0xD,i):EBX.  Sizes and offsets are read once.
+ */
+static struct { uint32_t size, off, align; } xcomp[64];
+static int xcomp_done;
+
+static void xcomp_init(void)
+{
+    if (__atomic_load_n(&xcomp_done, __ATOMIC_ACQUIRE))
+        return;
+    for (unsigned i = 2; i < 64; i++) {
+        if (!(as__act_xmask >> i & 1))
+            continue;
+        uint32_t a, b, c, d;
+        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(i));
+        xcomp[i].size = a;
+        xcomp[i].off = b;
+        xcomp[i].align = c >> 1 & 1;
+    }
+    __atomic_store_n(&xcomp_done, 1, __ATOMIC_RELEASE);
+}
+
+static void expand_compacted(unsigned char *fx, const unsigned char *f, uint32_t xsize)
+{
+    xcomp_init();
+    uint64_t bv, comp;
+    memcpy(&bv, f + XHDR, 8);
+    memcpy(&comp, f + XHDR + 8, 8);
+    uint32_t at = XHDR + XHDR_SIZE;
+    for (unsigned i = 2; i < 63; i++) {
+        if (!(comp >> i & 1))
+            continue;
+        if (xcomp[i].align)
+            at = (at + 63) & ~63u;
+        if ((bv >> i & 1) && xcomp[i].off + xcomp[i].size <= xsize &&
+            at + xcomp[i].size <= AS_ACT_FPU_SIZE)
+            memcpy(fx + xcomp[i].off, f + at, xcomp[i].size);
+        at += xcomp[i].size;
+    }
+    memset(fx + XHDR, 0, XHDR_SIZE);
+    memcpy(fx + XHDR, &bv, 8);          /* standard format: xcomp_bv = 0 */
+}
+
 void as_act_to_ucontext(const as_act *a, void *ucontext)
 {
     ucontext_t *uc = ucontext;
@@ -141,10 +189,16 @@ void as_act_to_ucontext(const as_act *a, void *ucontext)
     const unsigned char *f = a->fpu;
     uint32_t xsize = frame_xsize(fx);
     memcpy(fx, f, SW_BYTES);
-    if (xsize && as__act_xmask) {
-        uint32_t n = xsize < AS_ACT_FPU_SIZE ? xsize : AS_ACT_FPU_SIZE;
-        memcpy(fx + FX_SIZE, f + FX_SIZE, n - FX_SIZE);
+    if (!xsize || !as__act_xmask)
+        return;
+    uint64_t comp;
+    memcpy(&comp, f + XHDR + 8, 8);
+    if (comp >> 63) {
+        expand_compacted(fx, f, xsize);
+        return;
     }
+    uint32_t n = xsize < AS_ACT_FPU_SIZE ? xsize : AS_ACT_FPU_SIZE;
+    memcpy(fx + FX_SIZE, f + FX_SIZE, n - FX_SIZE);
 }
 
 #endif /* AS_ARCH_X86_64 */
@@ -258,7 +312,10 @@ void as__act_sigreturn(as_act *a)
     } else {
         frame.uc.uc_stack.ss_flags = SS_DISABLE;
     }
-    memcpy(&frame.uc.uc_sigmask, &a->sigmask, sizeof a->sigmask);
+    if (a->sigmask == ~(uint64_t)0)     /* as_act_capture_full: keep ours */
+        pthread_sigmask(SIG_BLOCK, NULL, &frame.uc.uc_sigmask);
+    else
+        memcpy(&frame.uc.uc_sigmask, &a->sigmask, sizeof a->sigmask);
     struct fpsimd_rec *f = (struct fpsimd_rec *)frame.uc.uc_mcontext.__reserved;
     f->head.magic = FPSIMD_REC_MAGIC;
     f->head.size = sizeof *f;

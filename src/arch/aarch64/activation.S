@@ -71,6 +71,63 @@ AS_FUNC_BEGIN(as_act_capture)
 AS_FUNC_END(as_act_capture)
 
 /*
+ * int as_act_capture_full(as_act *a)
+ *   on entry: x0 = a, x30 = the return address.
+ * Every register as it is at the call (x0 = 1, what the resumed call
+ * returns), NZCV, q0-q31, FPSR, FPCR: a FULL record.  The signal mask is
+ * marked "the current one at resume" (all ones; SIGKILL can never be
+ * blocked, so no real mask looks like that).  Clobbers x1 only.
+ */
+AS_FUNC_BEGIN(as_act_capture_full)
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    stp     x18, x19, [x0, #144]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
+    mov     x2, #1
+    stp     x2, x1, [x0, #0]
+    mov     x1, sp
+    stp     x30, x1, [x0, #AS_ACT_X30]      /* x30, sp */
+    mrs     x1, nzcv
+    stp     x30, x1, [x0, #AS_ACT_PC]       /* pc, pstate */
+    mrs     x1, fpsr
+    str     w1, [x0, #AS_ACT_FPSR]
+    mrs     x1, fpcr
+    str     w1, [x0, #AS_ACT_FPCR]
+    stp     q0, q1, [x0, #AS_ACT_V + 0]
+    stp     q2, q3, [x0, #AS_ACT_V + 32]
+    stp     q4, q5, [x0, #AS_ACT_V + 64]
+    stp     q6, q7, [x0, #AS_ACT_V + 96]
+    stp     q8, q9, [x0, #AS_ACT_V + 128]
+    stp     q10, q11, [x0, #AS_ACT_V + 160]
+    stp     q12, q13, [x0, #AS_ACT_V + 192]
+    stp     q14, q15, [x0, #AS_ACT_V + 224]
+    stp     q16, q17, [x0, #AS_ACT_V + 256]
+    stp     q18, q19, [x0, #AS_ACT_V + 288]
+    stp     q20, q21, [x0, #AS_ACT_V + 320]
+    stp     q22, q23, [x0, #AS_ACT_V + 352]
+    stp     q24, q25, [x0, #AS_ACT_V + 384]
+    stp     q26, q27, [x0, #AS_ACT_V + 416]
+    stp     q28, q29, [x0, #AS_ACT_V + 448]
+    stp     q30, q31, [x0, #AS_ACT_V + 480]
+    mov     x1, #-1
+    str     x1, [x0, #AS_ACT_SIGMASK]
+    mov     w1, #AS_ACT_KIND_FULL
+    strh    w1, [x0, #AS_ACT_KIND]
+    mov     x0, #0
+    ret
+AS_FUNC_END(as_act_capture_full)
+
+/*
  * AS_ACT_RELEASE win, done: push a (x0) back on its pool, if it has one.
  *   in: x0 = a.  Clobbers x1-x7 and NZCV.
  * The link is written before the exclusive pair (a store between LDXR

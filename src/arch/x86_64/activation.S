@@ -75,6 +75,74 @@ AS_FUNC_BEGIN(as_act_capture)
 AS_FUNC_END(as_act_capture)
 
 /*
+ * int as_act_capture_full(as_act *a)
+ *   on entry: rdi = a, (%rsp) = the return address.
+ * Records every GPR as it is at the call (rax = 1, what the resumed call
+ * returns), RFLAGS, and the FP/SIMD state with XSAVEC (compacted, skips
+ * components in their initial state) or XSAVE where XSAVEC is missing,
+ * FXSAVE without XSAVE; the mask is as__act_xmask (never PKRU).  XSAVEOPT
+ * is not used: its "modified" tracking would skip writing a component
+ * that was restored from this very record and then overwritten in memory.
+ * Clobbers rax, rcx, rdx, rsi, r8-r11 after saving them (caller-saved).
+ */
+AS_FUNC_BEGIN(as_act_capture_full)
+    pushfq
+    .cfi_adjust_cfa_offset 8
+    popq    AS_ACT_RFLAGS(%rdi)
+    .cfi_adjust_cfa_offset -8
+    movq    %rbx, AS_ACT_RBX(%rdi)
+    movq    %rbp, AS_ACT_RBP(%rdi)
+    movq    %r12, AS_ACT_R12(%rdi)
+    movq    %r13, AS_ACT_R13(%rdi)
+    movq    %r14, AS_ACT_R14(%rdi)
+    movq    %r15, AS_ACT_R15(%rdi)
+    movq    %r11, AS_ACT_R11(%rdi)
+    movq    %r10, AS_ACT_R10(%rdi)
+    movq    %r9, AS_ACT_R9(%rdi)
+    movq    %r8, AS_ACT_R8(%rdi)
+    movq    %rcx, AS_ACT_RCX(%rdi)
+    movq    %rdx, AS_ACT_RDX(%rdi)
+    movq    %rsi, AS_ACT_RSI(%rdi)
+    movq    %rdi, AS_ACT_RDI(%rdi)
+    movq    $1, AS_ACT_RAX(%rdi)
+    movq    (%rsp), %rax
+    leaq    8(%rsp), %rcx
+    movq    %rax, AS_ACT_RIP(%rdi)
+    movq    %rcx, AS_ACT_RSP(%rdi)
+    stmxcsr AS_ACT_MXCSR(%rdi)
+    fnstcw  AS_ACT_FCW(%rdi)
+    movw    $AS_ACT_KIND_FULL, AS_ACT_KIND(%rdi)
+    /* as__act_xmask must be known before the format is chosen. */
+    pushq   %rdi
+    .cfi_adjust_cfa_offset 8
+    call    as__act_cpu_init
+    popq    %rdi
+    .cfi_adjust_cfa_offset -8
+    movq    as__act_xmask(%rip), %rax
+    testq   %rax, %rax
+    jz      .Lfxsave
+    movq    %rax, %rdx
+    shrq    $32, %rdx
+    xorl    %ecx, %ecx              /* a clean header: XRSTOR checks it */
+    .irp off, 0, 8, 16, 24, 32, 40, 48, 56
+    movq    %rcx, AS_ACT_FPU + AS_ACT_XHDR + \off(%rdi)
+    .endr
+    cmpb    $0, as__act_xsavec(%rip)
+    je      .Lxsave
+    xsavec64 AS_ACT_FPU(%rdi)
+    xorl    %eax, %eax
+    ret
+.Lxsave:
+    xsave64 AS_ACT_FPU(%rdi)
+    xorl    %eax, %eax
+    ret
+.Lfxsave:
+    fxsave64 AS_ACT_FPU(%rdi)
+    xorl    %eax, %eax
+    ret
+AS_FUNC_END(as_act_capture_full)
+
+/*
  * AS_ACT_RELEASE(win): push a (rdi) back on its pool, if it has one.
  *   in:  rdi = a.  Clobbers rax, rcx, rdx, r8 and the flags.
  * The CAS is `lock cmpxchg` on the 64-bit head (tag:32 | slot:32): the

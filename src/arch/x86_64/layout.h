@@ -103,6 +103,7 @@
 #define AS_ACT_NEXT    168
 #define AS_ACT_SLOT    172
 #define AS_ACT_FPU     192
+#define AS_ACT_XHDR    512      /* XSAVE header within the FP area        */
 #define AS_ACT_STAGE   136      /* bytes staged: r15..rdi, rflags, rip     */
 #define AS_ACT_REDZONE 128
 #define AS_ACT_POOL_HEAD 0

@@ -238,4 +238,137 @@ AS_FUNC_BEGIN(act_call_regs)
     RESTORE_CALLEE_RET 192
 AS_FUNC_END(act_call_regs)
 
+/*
+ * void act_full_vec(as_act *a, int via_signal) - see the x86_64 file.
+ *   x19 = a, x20 = via_signal (callee-saved: the record brings them back).
+ */
+/* Supplied by the suite that uses act_full_vec with via_signal. */
+    .weak   act_full_vec_signal
+
+AS_FUNC_BEGIN(act_full_vec)
+    paciasp
+    .cfi_negate_ra_state
+    stp     x29, x30, [sp, #-32]!
+    .cfi_def_cfa_offset 32
+    .cfi_offset x29, -32
+    .cfi_offset x30, -24
+    stp     x19, x20, [sp, #16]
+    .cfi_offset x19, -16
+    .cfi_offset x20, -8
+    mov     x19, x0
+    mov     w20, w1
+    PROBE(x1)
+    ldr     q0, [x1, #PROBE_OFF_VIN + 0]
+    ldr     q1, [x1, #PROBE_OFF_VIN + 64]
+    ldr     q2, [x1, #PROBE_OFF_VIN + 128]
+    ldr     q3, [x1, #PROBE_OFF_VIN + 192]
+    ldr     q4, [x1, #PROBE_OFF_VIN + 256]
+    ldr     q5, [x1, #PROBE_OFF_VIN + 320]
+    ldr     q6, [x1, #PROBE_OFF_VIN + 384]
+    ldr     q7, [x1, #PROBE_OFF_VIN + 448]
+    ldr     q8, [x1, #PROBE_OFF_VIN + 512]
+    ldr     q9, [x1, #PROBE_OFF_VIN + 576]
+    ldr     q10, [x1, #PROBE_OFF_VIN + 640]
+    ldr     q11, [x1, #PROBE_OFF_VIN + 704]
+    ldr     q12, [x1, #PROBE_OFF_VIN + 768]
+    ldr     q13, [x1, #PROBE_OFF_VIN + 832]
+    ldr     q14, [x1, #PROBE_OFF_VIN + 896]
+    ldr     q15, [x1, #PROBE_OFF_VIN + 960]
+    ldr     q16, [x1, #PROBE_OFF_VIN + 1024]
+    ldr     q17, [x1, #PROBE_OFF_VIN + 1088]
+    ldr     q18, [x1, #PROBE_OFF_VIN + 1152]
+    ldr     q19, [x1, #PROBE_OFF_VIN + 1216]
+    ldr     q20, [x1, #PROBE_OFF_VIN + 1280]
+    ldr     q21, [x1, #PROBE_OFF_VIN + 1344]
+    ldr     q22, [x1, #PROBE_OFF_VIN + 1408]
+    ldr     q23, [x1, #PROBE_OFF_VIN + 1472]
+    ldr     q24, [x1, #PROBE_OFF_VIN + 1536]
+    ldr     q25, [x1, #PROBE_OFF_VIN + 1600]
+    ldr     q26, [x1, #PROBE_OFF_VIN + 1664]
+    ldr     q27, [x1, #PROBE_OFF_VIN + 1728]
+    ldr     q28, [x1, #PROBE_OFF_VIN + 1792]
+    ldr     q29, [x1, #PROBE_OFF_VIN + 1856]
+    ldr     q30, [x1, #PROBE_OFF_VIN + 1920]
+    ldr     q31, [x1, #PROBE_OFF_VIN + 1984]
+    mov     x0, x19
+    bl      as_act_capture_full
+    cbnz    x0, 1f
+    movi    v0.16b, #0
+    movi    v1.16b, #0
+    movi    v2.16b, #0
+    movi    v3.16b, #0
+    movi    v4.16b, #0
+    movi    v5.16b, #0
+    movi    v6.16b, #0
+    movi    v7.16b, #0
+    movi    v8.16b, #0
+    movi    v9.16b, #0
+    movi    v10.16b, #0
+    movi    v11.16b, #0
+    movi    v12.16b, #0
+    movi    v13.16b, #0
+    movi    v14.16b, #0
+    movi    v15.16b, #0
+    movi    v16.16b, #0
+    movi    v17.16b, #0
+    movi    v18.16b, #0
+    movi    v19.16b, #0
+    movi    v20.16b, #0
+    movi    v21.16b, #0
+    movi    v22.16b, #0
+    movi    v23.16b, #0
+    movi    v24.16b, #0
+    movi    v25.16b, #0
+    movi    v26.16b, #0
+    movi    v27.16b, #0
+    movi    v28.16b, #0
+    movi    v29.16b, #0
+    movi    v30.16b, #0
+    movi    v31.16b, #0
+    mov     x0, x19
+    cbnz    w20, 2f
+    bl      as_act_resume
+2:  bl      act_full_vec_signal
+    brk     #0x3e8
+1:  PROBE(x1)
+    str     q0, [x1, #PROBE_OFF_VOUT + 0]
+    str     q1, [x1, #PROBE_OFF_VOUT + 64]
+    str     q2, [x1, #PROBE_OFF_VOUT + 128]
+    str     q3, [x1, #PROBE_OFF_VOUT + 192]
+    str     q4, [x1, #PROBE_OFF_VOUT + 256]
+    str     q5, [x1, #PROBE_OFF_VOUT + 320]
+    str     q6, [x1, #PROBE_OFF_VOUT + 384]
+    str     q7, [x1, #PROBE_OFF_VOUT + 448]
+    str     q8, [x1, #PROBE_OFF_VOUT + 512]
+    str     q9, [x1, #PROBE_OFF_VOUT + 576]
+    str     q10, [x1, #PROBE_OFF_VOUT + 640]
+    str     q11, [x1, #PROBE_OFF_VOUT + 704]
+    str     q12, [x1, #PROBE_OFF_VOUT + 768]
+    str     q13, [x1, #PROBE_OFF_VOUT + 832]
+    str     q14, [x1, #PROBE_OFF_VOUT + 896]
+    str     q15, [x1, #PROBE_OFF_VOUT + 960]
+    str     q16, [x1, #PROBE_OFF_VOUT + 1024]
+    str     q17, [x1, #PROBE_OFF_VOUT + 1088]
+    str     q18, [x1, #PROBE_OFF_VOUT + 1152]
+    str     q19, [x1, #PROBE_OFF_VOUT + 1216]
+    str     q20, [x1, #PROBE_OFF_VOUT + 1280]
+    str     q21, [x1, #PROBE_OFF_VOUT + 1344]
+    str     q22, [x1, #PROBE_OFF_VOUT + 1408]
+    str     q23, [x1, #PROBE_OFF_VOUT + 1472]
+    str     q24, [x1, #PROBE_OFF_VOUT + 1536]
+    str     q25, [x1, #PROBE_OFF_VOUT + 1600]
+    str     q26, [x1, #PROBE_OFF_VOUT + 1664]
+    str     q27, [x1, #PROBE_OFF_VOUT + 1728]
+    str     q28, [x1, #PROBE_OFF_VOUT + 1792]
+    str     q29, [x1, #PROBE_OFF_VOUT + 1856]
+    str     q30, [x1, #PROBE_OFF_VOUT + 1920]
+    str     q31, [x1, #PROBE_OFF_VOUT + 1984]
+    ldp     x19, x20, [sp, #16]
+    ldp     x29, x30, [sp], #32
+    .cfi_def_cfa_offset 0
+    autiasp
+    .cfi_negate_ra_state
+    ret
+AS_FUNC_END(act_full_vec)
+
 AS_ASM_TRAILER

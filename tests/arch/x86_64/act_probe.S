@@ -46,6 +46,57 @@
 
 #define STORE(i) movq G##i, P(PROBE_OFF_GOUT + 8 * i)
 
+/* Load vin[] into / store vout[] from the vector (and, with AVX-512,
+ * mask) registers the CPU has, by act_probe.level; STOREV ends with
+ * vzeroupper where AVX exists.  Clobber only the flags. */
+.macro LOADV
+    cmpq    $1, P(PROBE_OFF_LEVEL)
+    jb      .Lld_sse\@
+    je      .Lld_avx\@
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    vmovdqu64 P(PROBE_OFF_VIN + 64 * \i), %zmm\i
+    .endr
+    .irp i, 0,1,2,3,4,5,6,7
+    kmovq   P(PROBE_OFF_KIN + 8 * \i), %k\i
+    .endr
+    jmp     .Lld_done\@
+.Lld_avx\@:
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    vmovdqu P(PROBE_OFF_VIN + 64 * \i), %ymm\i
+    .endr
+    jmp     .Lld_done\@
+.Lld_sse\@:
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    movdqu  P(PROBE_OFF_VIN + 64 * \i), %xmm\i
+    .endr
+.Lld_done\@:
+.endm
+
+.macro STOREV
+    cmpq    $1, P(PROBE_OFF_LEVEL)
+    jb      .Lst_sse\@
+    je      .Lst_avx\@
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    vmovdqu64 %zmm\i, P(PROBE_OFF_VOUT + 64 * \i)
+    .endr
+    .irp i, 0,1,2,3,4,5,6,7
+    kmovq   %k\i, P(PROBE_OFF_KOUT + 8 * \i)
+    .endr
+    vzeroupper
+    jmp     .Lst_done\@
+.Lst_avx\@:
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    vmovdqu %ymm\i, P(PROBE_OFF_VOUT + 64 * \i)
+    .endr
+    vzeroupper
+    jmp     .Lst_done\@
+.Lst_sse\@:
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    movdqu  %xmm\i, P(PROBE_OFF_VOUT + 64 * \i)
+    .endr
+.Lst_done\@:
+.endm
+
 /* Save and restore the caller's callee-saved registers. */
 .macro SAVE_CALLEE
     .irp r, rbp, rbx, r12, r13, r14, r15
@@ -67,26 +118,7 @@ AS_FUNC_BEGIN(act_probe_run)
     SAVE_CALLEE
     movq    $0, P(PROBE_OFF_FAIL)
 
-    /* vector registers by level */
-    cmpq    $1, P(PROBE_OFF_LEVEL)
-    jb      .Lload_sse
-    je      .Lload_avx
-    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    vmovdqu64 P(PROBE_OFF_VIN + 64 * \i), %zmm\i
-    .endr
-    .irp i, 0,1,2,3,4,5,6,7
-    kmovq   P(PROBE_OFF_KIN + 8 * \i), %k\i
-    .endr
-    jmp     .Lload_gpr
-.Lload_avx:
-    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-    vmovdqu P(PROBE_OFF_VIN + 64 * \i), %ymm\i
-    .endr
-    jmp     .Lload_gpr
-.Lload_sse:
-    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-    movdqu  P(PROBE_OFF_VIN + 64 * \i), %xmm\i
-    .endr
+    LOADV
 
 .Lload_gpr:
     pushq   $PROBE_FLAGS
@@ -128,27 +160,7 @@ AS_FUNC_BEGIN(act_probe_run)
     .cfi_adjust_cfa_offset -8
     movq    %rsp, P(PROBE_OFF_SPOUT)
     cld
-    cmpq    $1, P(PROBE_OFF_LEVEL)
-    jb      .Lstore_sse
-    je      .Lstore_avx
-    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    vmovdqu64 %zmm\i, P(PROBE_OFF_VOUT + 64 * \i)
-    .endr
-    .irp i, 0,1,2,3,4,5,6,7
-    kmovq   %k\i, P(PROBE_OFF_KOUT + 8 * \i)
-    .endr
-    vzeroupper
-    jmp     .Ldone
-.Lstore_avx:
-    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-    vmovdqu %ymm\i, P(PROBE_OFF_VOUT + 64 * \i)
-    .endr
-    vzeroupper
-    jmp     .Ldone
-.Lstore_sse:
-    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
-    movdqu  %xmm\i, P(PROBE_OFF_VOUT + 64 * \i)
-    .endr
+    STOREV
 .Ldone:
     movq    P(PROBE_OFF_FAIL), %rax
     RESTORE_CALLEE_RET
@@ -212,5 +224,64 @@ AS_FUNC_BEGIN(act_call_regs)
     .cfi_adjust_cfa_offset -24
     RESTORE_CALLEE_RET
 AS_FUNC_END(act_call_regs)
+
+/*
+ * void act_full_vec(as_act *a, int via_signal)
+ *   rdi = a, esi = via_signal.  Loads vin[] (and kin[]) into the vector
+ *   registers, as_act_capture_full(a), destroys them, and comes back
+ *   through as_act_resume(a), or, with via_signal, through
+ *   act_full_vec_signal(a) (tests: a handler that does as_act_to_ucontext
+ *   and returns).  Then stores them to vout[]/kout[].
+ *   rbx = a, r12 = via_signal (callee-saved: the record brings them back).
+ */
+/* Supplied by the suite that uses act_full_vec with via_signal. */
+    .weak   act_full_vec_signal
+
+AS_FUNC_BEGIN(act_full_vec)
+    pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbx, 0
+    pushq   %r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r12, 0
+    subq    $8, %rsp
+    .cfi_adjust_cfa_offset 8
+    movq    %rdi, %rbx
+    movl    %esi, %r12d
+    LOADV
+    movq    %rbx, %rdi
+    call    as_act_capture_full
+    testl   %eax, %eax
+    jnz     1f
+    cmpq    $1, P(PROBE_OFF_LEVEL)
+    jb      2f
+    vzeroall                        /* ymm0-15 and zmm0-15 */
+    cmpq    $2, P(PROBE_OFF_LEVEL)
+    jb      3f
+    .irp i, 16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    vpxord  %zmm\i, %zmm\i, %zmm\i
+    .endr
+    .irp i, 1,2,3,4,5,6,7
+    kxorq   %k\i, %k\i, %k\i
+    .endr
+    jmp     3f
+2:  .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    pxor    %xmm\i, %xmm\i
+    .endr
+3:  movq    %rbx, %rdi
+    testl   %r12d, %r12d
+    jnz     4f
+    call    as_act_resume
+4:  call    act_full_vec_signal
+    ud2
+1:  STOREV
+    addq    $8, %rsp
+    .cfi_adjust_cfa_offset -8
+    popq    %r12
+    .cfi_adjust_cfa_offset -8
+    popq    %rbx
+    .cfi_adjust_cfa_offset -8
+    ret
+AS_FUNC_END(act_full_vec)
 
 AS_ASM_TRAILER
