@@ -212,10 +212,8 @@ _Static_assert(AS_ACT_STAGE == AS_ACT_PSTATE + 8, "staging = x0 .. pstate");
 
 AS_HIDDEN void as__act_start(void);
 AS_HIDDEN extern const char as__act_cwin[], as__act_ctail[], as__act_ctail_end[];
-#if AS_FREESTANDING
 AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[],
     as__act_ftail_ret[], as__act_ftail_end[];
-#endif
 
 size_t as_act_fpu_size(void) { return AS_ACT_FPU_SIZE; }
 
@@ -252,16 +250,13 @@ static int in(uintptr_t pc, const char *lo, const char *hi)
 int as_act_resume_busy(uintptr_t pc)
 {
     return in(pc, (const char *)as_act_resume, as__act_resume_end) &&
-           !in(pc, as__act_ctail, as__act_ctail_end)
-#if AS_FREESTANDING
-           && !in(pc, as__act_ftail, as__act_ftail_end)
-#endif
-           ;
+           !in(pc, as__act_ctail, as__act_ctail_end) &&
+           !in(pc, as__act_ftail, as__act_ftail_end);
 }
 
 /*
  * Roll an interrupted resume forward (activation.S, the labels).  The CALL
- * tail keeps pc and sp in x16 and x17.  The FULL tail (freestanding) reads
+ * tail keeps pc and sp in x16 and x17.  The staged FULL tail reads
  * the staged words at S = x8, then S = sp; its loads are idempotent.  At
  * the cbnz after STLXR, w7 == 0 means the store succeeded: released.
  */
@@ -277,7 +272,6 @@ int as_act_rollforward(as_act *a)
         a->x[0] = 1;
         return 1;
     }
-#if AS_FREESTANDING
     if (pc == (uintptr_t)as__act_fwin && (uint32_t)a->x[7] == 0)
         pc = (uintptr_t)as__act_ftail;
     if (!in(pc, as__act_ftail, as__act_ftail_end))
@@ -293,9 +287,6 @@ int as_act_rollforward(as_act *a)
     }
     a->x[16] = a->pc;
     return 1;
-#else
-    return 0;
-#endif
 }
 
 #endif /* AS_ARCH_X86_64 */

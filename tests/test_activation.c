@@ -302,6 +302,10 @@ Test(activation, pool_concurrent_with_signal_handlers)
 
 static as_act_pool spool;
 static as_act *srec;
+static int use_staged;
+#if defined(__aarch64__)
+AS_NORETURN void as__act_resume_staged(as_act *a);
+#endif
 static atomic_int shandled;
 static int swant;
 
@@ -320,6 +324,11 @@ static void full_handler(int sig, siginfo_t *si, void *uc)
         act_probe.stop = 1;
 #else
         a->pstate |= 1u << 30;      /* Z: the aarch64 loop's stop request */
+#endif
+    }
+    if (use_staged) {
+#if defined(__aarch64__)
+        as__act_resume_staged(a);   /* the freestanding FULL path */
 #endif
     }
     if (n & 1) {
@@ -494,3 +503,29 @@ Test(activation, capture_full_keeps_vector_registers)
         check_vectors();
     }
 }
+
+#if defined(__aarch64__)
+/* The staged FULL resume freestanding builds use (x16 ends up = pc),
+ * driven here from a signal handler like the hosted path above. */
+Test(activation, staged_full_resume_keeps_all_but_x16)
+{
+    srec = new_records(4);
+    cr_assert_eq(as_act_pool_init(&spool, srec, 4), 0);
+    swant = 500;
+    use_staged = 1;
+    struct sigaction sa = { .sa_sigaction = full_handler,
+                            .sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART };
+    sigaction(SIGUSR1, &sa, NULL);
+    act_probe_fill(9);
+    pthread_t self = pthread_self(), th;
+    pthread_create(&th, NULL, bombard, &self);
+    uint64_t ret = act_probe_run();
+    atomic_store(&sdone, 1);
+    pthread_join(th, NULL);
+    cr_assert_geq(atomic_load(&shandled), swant);
+    act_probe.gout[16] = act_probe.gpr[16];     /* x16 carries the pc */
+    act_probe_check(ret);
+    cr_assert_eq(as_act_pool_free(&spool), 4, "no record leaked");
+    free(srec);
+}
+#endif

@@ -208,9 +208,15 @@ as__act_ctail_end:
 #if defined(AS_HOSTED) && AS_HOSTED
     /* Exact, through rt_sigreturn of a frame built from the record. */
     b       as__act_sigreturn
-#else
-    /* x0 = a; x17 = S = T - 272.  If S lies below our sp, move sp first so
+#endif
+    /* The staged FULL resume: freestanding builds fall through to it; in
+     * hosted builds only the test suite calls it, by this name.
+     * x0 = a; x17 = S = T - 272.  If S lies below our sp, move sp first so
      * that an exception taken while we stage cannot overwrite it. */
+    .globl  as__act_resume_staged
+    .hidden as__act_resume_staged
+as__act_resume_staged:
+    bti     c
     mov     x15, sp
     .cfi_def_cfa x15, 0
     ldr     x17, [x0, #AS_ACT_SP]
@@ -286,7 +292,6 @@ as__act_ftail_ret:
     .cfi_def_cfa sp, 0
     .cfi_register x30, x16
     ret     x16
-#endif
     .globl  as__act_ftail_end
     .hidden as__act_ftail_end
 as__act_ftail_end:
