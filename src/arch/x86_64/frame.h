@@ -44,7 +44,7 @@ static inline void as__frame_init(struct as_sw_frame *f, as_entry fn)
         .mxcsr = AS_MXCSR_DEFAULT,
         .fcw = AS_FCW_DEFAULT,
         .rbx = (uintptr_t)fn,
-        .rip = (uintptr_t)as__trampoline,
+        .rip = (uintptr_t)as__trampoline + 4,
     };
 }
 #endif

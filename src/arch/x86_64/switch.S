@@ -180,7 +180,13 @@ AS_FUNC_END(AS_SYM(switch))
  *   0x77 0 0x06 0x23 0x20 0x77 0 0x1c  L, +32, S, minus  S+32, ok, L+32-S
  *   0x1e 0x22            DW_OP_mul, plus                 CFA
  */
-AS_FUNC_HIDDEN(as__trampoline)
+    .text
+    .globl  as__trampoline
+    .hidden as__trampoline
+    .type   as__trampoline, %function
+    AS_FUNC_ALIGN
+as__trampoline:
+    .cfi_startproc
     .cfi_escape 0x0f, 40, 0x77, 0x20, \
                 0x77, 0x00, 0x06, 0x30, 0x2e, \
                 0x77, 0x00, \
@@ -198,6 +204,13 @@ AS_FUNC_HIDDEN(as__trampoline)
     .cfi_offset %r13, AS_SW_R13 - AS_SW_SIZE
     .cfi_offset %r14, AS_SW_R14 - AS_SW_SIZE
     .cfi_offset %r15, AS_SW_R15 - AS_SW_SIZE
+    /* Fresh frames "return" to as__trampoline + 4, never to its first
+     * byte: while as_switch pops such a frame, unwinders look up the
+     * caller at rip - 1, which must lie inside this FDE (with the CFI
+     * above already in force), not in whatever precedes the function.
+     * The same holds for the landing pad, hence the CFI comes first. */
+    .nops   4                       /* never executed */
+    endbr64                         /* entry: as__trampoline + 4 */
     /* rax is NULL when the switcher was a finishing context (an entry
      * returned a transfer to this fresh one): no link, no cookie. */
     movq    %rax, AS_TOP_LINK(%rsp)
