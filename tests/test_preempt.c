@@ -325,3 +325,67 @@ Test(preempt, round_robin_between_fresh_records, .init = setup, .fini = teardown
     for (int i = 0; i < NG; i++)
         as_stack_free(&gstacks[i]);
 }
+
+/* ---- a tick during the upcall is deferred, never nested ---- */
+
+static volatile int in_upcall;
+static volatile uint64_t nested, waited;
+
+static void slow_upcall(as_act *a, void *arg)
+{
+    (void)arg;
+    if (in_upcall)
+        nested++;
+    in_upcall = 1;
+    upcalls++;
+    if (waited < 20) {
+        /* Stay until a tick lands here. */
+        uint64_t d0 = as_preempt_get_stats().deferred;
+        while (as_preempt_get_stats().deferred == d0)
+            ;
+        waited++;
+    }
+    in_upcall = 0;
+    as_act_resume(a);
+}
+
+Test(preempt, ticks_during_the_upcall_are_deferred, .init = setup, .fini = teardown)
+{
+    upcalls = 0;
+    as_preempt_cfg c = cfg_for(slow_upcall, 100);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    pthread_t self = pthread_self();
+    pthread_t k = kick_start(&self);
+    while (waited < 20)
+        ;
+    kick_end(k);
+    as_preempt_stop();
+    cr_assert_eq(nested, 0, "an upcall started inside another");
+    cr_assert_geq(as_preempt_get_stats().deferred, 20);
+    cr_assert_eq(as_act_pool_free(&pool), NREC);
+}
+
+/* ---- stop disarms the timer and puts the old sigaltstack back ---- */
+
+Test(preempt, stop_disarms_and_restores, .init = setup, .fini = teardown)
+{
+    stack_t before, during, after;
+    sigaltstack(NULL, &before);
+    upcalls = 0;
+    as_preempt_cfg c = cfg_for(count_upcall, 100);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    sigaltstack(NULL, &during);
+    cr_assert(!(during.ss_flags & SS_DISABLE), "the signal area is installed");
+    while (upcalls < 10)
+        ;
+    cr_assert_eq(as_preempt_stop(), 0);
+    uint64_t t0 = as_preempt_get_stats().ticks;
+    struct timespec ts = { 0, 20 * 1000 * 1000 };   /* 200 periods */
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    cr_assert_eq(as_preempt_get_stats().ticks, t0, "no tick after stop");
+    sigaltstack(NULL, &after);
+    cr_assert_eq(after.ss_flags, before.ss_flags);
+    cr_assert_eq(after.ss_sp, before.ss_sp);
+    cr_assert_eq(as_preempt_stop(), -AS_EINVAL, "already stopped");
+}
