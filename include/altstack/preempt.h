@@ -53,6 +53,12 @@
  *   as_preempt_disable/enable  the thread itself (async-signal-safe)
  *   the upcall                 runs on the thread that was interrupted
  *
+ * The upcall runs where a signal handler would: the code it interrupted may
+ * hold a libc lock (malloc, stdio), so the upcall itself calls only
+ * async-signal-safe functions, and green threads that call non-reentrant
+ * functions bracket them with as_preempt_disable/enable.  Green threads on
+ * one OS thread share its errno and thread-local storage.
+ *
  * A pool may be shared by several preempted threads.  Call as_preempt_stop
  * before the thread exits.  Mode: hosted only.
  */
