@@ -57,7 +57,11 @@
  * hold a libc lock (malloc, stdio), so the upcall itself calls only
  * async-signal-safe functions, and green threads that call non-reentrant
  * functions bracket them with as_preempt_disable/enable.  Green threads on
- * one OS thread share its errno and thread-local storage.
+ * one OS thread share its errno and thread-local storage.  A system call
+ * a tick interrupts is restarted when its record is resumed (SA_RESTART);
+ * calls the kernel restarts through restart_syscall (nanosleep, poll, ...)
+ * keep their state per OS thread, so bracket those with disable/enable
+ * too if another green thread may run in between.
  *
  * A pool may be shared by several preempted threads.  Call as_preempt_stop
  * before the thread exits.  Mode: hosted only.
