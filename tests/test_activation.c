@@ -469,10 +469,12 @@ static void to_uc_handler(int sig, siginfo_t *si, void *uc)
     as_act_to_ucontext(vec_rec, uc);
 }
 
+/* The handler's sigreturn lands in act_full_vec, above this frame: keep
+ * the frame free of locals a sanitizer would have to unpoison. */
 void act_full_vec_signal(as_act *a)
 {
+    static struct sigaction sa = { .sa_sigaction = to_uc_handler, .sa_flags = SA_SIGINFO };
     vec_rec = a;
-    struct sigaction sa = { .sa_sigaction = to_uc_handler, .sa_flags = SA_SIGINFO };
     sigaction(SIGUSR2, &sa, NULL);
     raise(SIGUSR2);
 }
