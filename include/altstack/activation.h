@@ -25,8 +25,8 @@
  * as_act_resume(a) restores what the record holds and jumps into it:
  *
  *   kind   x86_64                         aarch64
- *   CALL   callee-saved + rsp, MXCSR/FCW,  x19-x29, lr, sp, d8-d15, FPCR;
- *          rax = 1; jmp (a few ns)         x0 = 1; br x16 (x16/x17 are
+ *   CALL   callee-saved + rsp, MXCSR/FCW,  x19-x29, sp, d8-d15, FPCR;
+ *          rax = 1; jmp (a few ns)         x0 = 1; ret x16 (x16/x17 are
  *                                          dead at a call: exact)
  *   FRESH  as CALL, into a trampoline      as CALL, into a trampoline
  *          that calls fn(arg)              that calls fn(arg)
@@ -69,12 +69,15 @@
  * A record must not be resumed twice, resumed after it went back to its
  * pool, or resumed while it lies in the stack area the resumed code does not
  * own (below its SP); none of this can be detected and all of it is
- * undefined.  The signal mask is per OS thread and not part of a record.
+ * undefined.  The signal mask is per OS thread and not part of a record,
+ * except that on aarch64 the rt_sigreturn of a hosted FULL record sets the
+ * mask its signal frame had.
  *
  * Mode: everything here exists in both modes except the ucontext interop.
  * A freestanding kernel fills an AS_ACT_FULL record in its interrupt entry
- * (every field above the pool fields, kind = AS_ACT_FULL) and then calls
- * as_act_rollforward.
+ * (every field above the pool fields, kind = AS_ACT_FULL; on x86_64 `fpu`
+ * is an XSAVE image, standard or compacted, whose header XRSTOR accepts)
+ * and then calls as_act_rollforward.
  */
 #ifndef ALTSTACK_ACTIVATION_H
 #define ALTSTACK_ACTIVATION_H
