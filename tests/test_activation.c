@@ -531,3 +531,70 @@ Test(activation, staged_full_resume_keeps_all_but_x16)
     free(srec);
 }
 #endif
+
+#if defined(__aarch64__)
+/* ---- roll-forward of a resume interrupted in its tail (aarch64) ---- */
+
+extern const char as__act_ctail[], as__act_cwin[], as__act_ftail[],
+    as__act_ftail_load[], as__act_ftail_ret[];
+
+Test(activation, rollforward_completes_an_interrupted_tail)
+{
+    static as_act a;
+    uint64_t stage[34] __attribute__((aligned(16)));
+    for (int i = 0; i < 34; i++)
+        stage[i] = 0x1000 + i;
+    stage[33] = 0x60000000;                 /* pstate: Z C */
+    uintptr_t S = (uintptr_t)stage;
+
+    /* CALL tail: pc and sp wait in x16 and x17. */
+    memset(&a, 0, sizeof a);
+    a.pc = (uintptr_t)as__act_ctail + 4;
+    a.x[16] = 3; a.x[17] = 2;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.pc, 3);
+    cr_assert_eq(a.sp, 2);
+    cr_assert_eq(a.x[0], 1);
+
+    /* At the cbnz after STLXR: w7 == 0 means released. */
+    memset(&a, 0, sizeof a);
+    a.pc = (uintptr_t)as__act_cwin;
+    a.x[7] = 1; a.x[16] = 3;
+    cr_assert_eq(as_act_rollforward(&a), 0, "store failed: still busy");
+    cr_assert(as_act_resume_busy((uintptr_t)as__act_cwin));
+    a.x[7] = 0;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.pc, 3);
+
+    /* Staged FULL tail, in the loads: everything from S. */
+    memset(&a, 0, sizeof a);
+    a.pc = (uintptr_t)as__act_ftail_load + 8;
+    a.sp = S;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.x[0], 0x1000);
+    cr_assert_eq(a.x[30], 0x1000 + 30);
+    cr_assert_eq(a.pc, 0x1000 + 32);
+    cr_assert_eq(a.x[16], a.pc, "x16 carries the pc on this path");
+    cr_assert_eq(a.pstate >> 28, 0x6);
+    cr_assert_eq(a.sp, S + 272);
+
+    /* Before sp = S: S is in x8. */
+    memset(&a, 0, sizeof a);
+    a.pc = (uintptr_t)as__act_ftail;
+    a.x[8] = S;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.sp, S + 272);
+
+    /* At the final ret: only pc is left, in x16. */
+    memset(&a, 0, sizeof a);
+    a.pc = (uintptr_t)as__act_ftail_ret;
+    a.x[16] = 5;
+    a.sp = 99;
+    cr_assert_eq(as_act_rollforward(&a), 1);
+    cr_assert_eq(a.pc, 5);
+    cr_assert_eq(a.sp, 99);
+
+    cr_assert(!as_act_resume_busy((uintptr_t)as__act_ctail));
+    cr_assert(as_act_resume_busy((uintptr_t)as_act_resume + 4));
+}
+#endif
