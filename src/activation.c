@@ -33,6 +33,11 @@ _Static_assert(offsetof(as_act_pool, head) == AS_ACT_POOL_HEAD, "layout");
 /* Labels inside as_act_resume (activation.S). */
 AS_HIDDEN extern const char as__act_resume_end[];
 
+static int in(uintptr_t pc, const char *lo, const char *hi)
+{
+    return pc >= (uintptr_t)lo && pc < (uintptr_t)hi;
+}
+
 #if AS_ARCH_X86_64
 _Static_assert(offsetof(as_act, r15) == AS_ACT_R15, "layout");
 _Static_assert(offsetof(as_act, r14) == AS_ACT_R14, "layout");
@@ -118,16 +123,10 @@ size_t as_act_fpu_size(void)
     return act_fpu_size;
 }
 
-void as_act_init(as_act *a, const as_stack *s, void (*fn)(void *), void *arg)
+/* A FRESH record: the CALL resume jumps to as__act_start with rbx = fn,
+ * r12 = arg, rbp = 0 at the top of the stack. */
+static void fresh_fill(as_act *a, uintptr_t top, void (*fn)(void *), void *arg)
 {
-    if (!a)
-        return;
-    a->kind = AS_ACT_NONE;
-    if (!s || !fn || !s->lo || !s->hi)
-        return;
-    uintptr_t top = as__align_down((uintptr_t)s->hi, 16);
-    if (top < (uintptr_t)s->lo || top - (uintptr_t)s->lo < AS_STACK_MIN)
-        return;
     a->rip = (uintptr_t)as__act_start;
     a->rsp = top;
     a->rbx = (uintptr_t)fn;
@@ -135,23 +134,10 @@ void as_act_init(as_act *a, const as_stack *s, void (*fn)(void *), void *arg)
     a->rbp = a->r13 = a->r14 = a->r15 = 0;
     a->mxcsr = AS_MXCSR_DEFAULT;
     a->fcw = AS_FCW_DEFAULT;
-    a->kind = AS_ACT_FRESH;
 }
 
-uintptr_t as_act_pc(const as_act *a) { return a && a->kind ? a->rip : 0; }
-uintptr_t as_act_sp(const as_act *a) { return a && a->kind ? a->rsp : 0; }
-
-static int in(uintptr_t pc, const char *lo, const char *hi)
-{
-    return pc >= (uintptr_t)lo && pc < (uintptr_t)hi;
-}
-
-int as_act_resume_busy(uintptr_t pc)
-{
-    return in(pc, (const char *)as_act_resume, as__act_resume_end) &&
-           !in(pc, as__act_ctail, as__act_ctail_end) &&
-           !in(pc, as__act_ftail, as__act_ftail_end);
-}
+#define ACT_PC(a) ((a)->rip)
+#define ACT_SP(a) ((a)->rsp)
 
 /*
  * Roll an interrupted resume forward (see activation.S, "The resume
@@ -217,16 +203,10 @@ AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[
 
 size_t as_act_fpu_size(void) { return AS_ACT_FPU_SIZE; }
 
-void as_act_init(as_act *a, const as_stack *s, void (*fn)(void *), void *arg)
+/* A FRESH record: the CALL resume returns (ret x16) to as__act_start with
+ * x19 = fn, x20 = arg, x29 = 0 at the top of the stack. */
+static void fresh_fill(as_act *a, uintptr_t top, void (*fn)(void *), void *arg)
 {
-    if (!a)
-        return;
-    a->kind = AS_ACT_NONE;
-    if (!s || !fn || !s->lo || !s->hi)
-        return;
-    uintptr_t top = as__align_down((uintptr_t)s->hi, 16);
-    if (top < (uintptr_t)s->lo || top - (uintptr_t)s->lo < AS_STACK_MIN)
-        return;
     a->pc = (uintptr_t)as__act_start;
     a->sp = top;
     for (int i = 19; i <= 29; i++)
@@ -236,23 +216,10 @@ void as_act_init(as_act *a, const as_stack *s, void (*fn)(void *), void *arg)
     for (int i = 8; i <= 15; i++)
         __builtin_memset(a->v[i], 0, 16);
     a->fpcr = AS_FPCR_DEFAULT;
-    a->kind = AS_ACT_FRESH;
 }
 
-uintptr_t as_act_pc(const as_act *a) { return a && a->kind ? a->pc : 0; }
-uintptr_t as_act_sp(const as_act *a) { return a && a->kind ? a->sp : 0; }
-
-static int in(uintptr_t pc, const char *lo, const char *hi)
-{
-    return pc >= (uintptr_t)lo && pc < (uintptr_t)hi;
-}
-
-int as_act_resume_busy(uintptr_t pc)
-{
-    return in(pc, (const char *)as_act_resume, as__act_resume_end) &&
-           !in(pc, as__act_ctail, as__act_ctail_end) &&
-           !in(pc, as__act_ftail, as__act_ftail_end);
-}
+#define ACT_PC(a) ((a)->pc)
+#define ACT_SP(a) ((a)->sp)
 
 /*
  * Roll an interrupted resume forward (activation.S, the labels).  The CALL
@@ -290,6 +257,32 @@ int as_act_rollforward(as_act *a)
 }
 
 #endif /* AS_ARCH_X86_64 */
+
+/* ---- both architectures ---- */
+
+void as_act_init(as_act *a, const as_stack *s, void (*fn)(void *), void *arg)
+{
+    if (!a)
+        return;
+    a->kind = AS_ACT_NONE;
+    if (!s || !fn || !s->lo || !s->hi)
+        return;
+    uintptr_t top = as__align_down((uintptr_t)s->hi, 16);
+    if (top < (uintptr_t)s->lo || top - (uintptr_t)s->lo < AS_STACK_MIN)
+        return;
+    fresh_fill(a, top, fn, arg);
+    a->kind = AS_ACT_FRESH;
+}
+
+uintptr_t as_act_pc(const as_act *a) { return a && a->kind ? ACT_PC(a) : 0; }
+uintptr_t as_act_sp(const as_act *a) { return a && a->kind ? ACT_SP(a) : 0; }
+
+int as_act_resume_busy(uintptr_t pc)
+{
+    return in(pc, (const char *)as_act_resume, as__act_resume_end) &&
+           !in(pc, as__act_ctail, as__act_ctail_end) &&
+           !in(pc, as__act_ftail, as__act_ftail_end);
+}
 
 int as_act_fpu_check(void)
 {

@@ -351,24 +351,34 @@ static void *bombard(void *arg)
     return NULL;
 }
 
-Test(activation, full_record_restores_every_register)
+/* Run the probe loop while a helper thread keeps signalling it; the
+ * handler resumes each interrupted state from a pooled FULL record
+ * (as_act_resume, or, with staged, the aarch64 staged path) or, every
+ * other time, through as_act_to_ucontext and sigreturn. */
+static uint64_t run_full_probe(uint64_t seed, int want, int staged)
 {
     srec = new_records(4);
     cr_assert_eq(as_act_pool_init(&spool, srec, 4), 0);
-    swant = 2000;
+    swant = want;
+    use_staged = staged;
     struct sigaction sa = { .sa_sigaction = full_handler,
                             .sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART };
     sigaction(SIGUSR1, &sa, NULL);
-    act_probe_fill(7);
+    act_probe_fill(seed);
     pthread_t self = pthread_self(), th;
     pthread_create(&th, NULL, bombard, &self);
     uint64_t ret = act_probe_run();
     atomic_store(&sdone, 1);
     pthread_join(th, NULL);
     cr_assert_geq(atomic_load(&shandled), swant);
-    act_probe_check(ret);
     cr_assert_eq(as_act_pool_free(&spool), 4, "no record leaked");
     free(srec);
+    return ret;
+}
+
+Test(activation, full_record_restores_every_register)
+{
+    act_probe_check(run_full_probe(7, 2000, 0));
 }
 
 #if defined(__x86_64__)
@@ -511,24 +521,9 @@ Test(activation, capture_full_keeps_vector_registers)
  * driven here from a signal handler like the hosted path above. */
 Test(activation, staged_full_resume_keeps_all_but_x16)
 {
-    srec = new_records(4);
-    cr_assert_eq(as_act_pool_init(&spool, srec, 4), 0);
-    swant = 500;
-    use_staged = 1;
-    struct sigaction sa = { .sa_sigaction = full_handler,
-                            .sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART };
-    sigaction(SIGUSR1, &sa, NULL);
-    act_probe_fill(9);
-    pthread_t self = pthread_self(), th;
-    pthread_create(&th, NULL, bombard, &self);
-    uint64_t ret = act_probe_run();
-    atomic_store(&sdone, 1);
-    pthread_join(th, NULL);
-    cr_assert_geq(atomic_load(&shandled), swant);
+    uint64_t ret = run_full_probe(9, 500, 1);
     act_probe.gout[16] = act_probe.gpr[16];     /* x16 carries the pc */
     act_probe_check(ret);
-    cr_assert_eq(as_act_pool_free(&spool), 4, "no record leaked");
-    free(srec);
 }
 #endif
 

@@ -45,6 +45,9 @@
 #include "../asm.h"
 #include "layout.h"
 
+/* A hidden label C code names (the resume window, activation.c). */
+#define AS_ACT_LABEL(name) .globl name; .hidden name; name:
+
 /*
  * int as_act_capture(as_act *a)
  *   on entry: x0 = a, x30 = the return address (the resume pc), sp = the
@@ -149,9 +152,7 @@ AS_FUNC_END(as_act_capture_full)
     cmp     x6, x4
     b.ne    2f
     stlxr   w7, x5, [x1]
-    .globl  \win
-    .hidden \win
-\win:
+    AS_ACT_LABEL(\win)
     cbnz    w7, 1b
     b       \done
 2:  clrex
@@ -188,9 +189,7 @@ AS_FUNC_BEGIN(as_act_resume)
     /* The CALL tail: x16 = pc, x17 = sp of the resumed code; `a` is no
      * longer ours.  x30 gets the pc too: the resumed code returned from
      * its `bl as_act_capture`, after which lr is dead. */
-    .globl  as__act_ctail
-    .hidden as__act_ctail
-as__act_ctail:
+AS_ACT_LABEL(as__act_ctail)
     .cfi_remember_state
     .cfi_def_cfa x17, 0
     .cfi_register x30, x16
@@ -199,9 +198,7 @@ as__act_ctail:
     mov     x30, x16
     mov     x0, #1                  /* as_act_capture returns 1 */
     ret     x16
-    .globl  as__act_ctail_end
-    .hidden as__act_ctail_end
-as__act_ctail_end:
+AS_ACT_LABEL(as__act_ctail_end)
     .cfi_restore_state
 
 .Lfull:
@@ -213,9 +210,7 @@ as__act_ctail_end:
      * hosted builds only the test suite calls it, by this name.
      * x0 = a; x17 = S = T - 272.  If S lies below our sp, move sp first so
      * that an exception taken while we stage cannot overwrite it. */
-    .globl  as__act_resume_staged
-    .hidden as__act_resume_staged
-as__act_resume_staged:
+AS_ACT_LABEL(as__act_resume_staged)
     bti     c
     mov     x15, sp
     .cfi_def_cfa x15, 0
@@ -257,13 +252,9 @@ as__act_resume_staged:
     AS_ACT_RELEASE as__act_fwin, as__act_ftail
 
     /* The FULL tail: x8 = S; `a` is no longer ours. */
-    .globl  as__act_ftail
-    .hidden as__act_ftail
-as__act_ftail:
+AS_ACT_LABEL(as__act_ftail)
     mov     sp, x8
-    .globl  as__act_ftail_load
-    .hidden as__act_ftail_load
-as__act_ftail_load:
+AS_ACT_LABEL(as__act_ftail_load)
     .cfi_def_cfa sp, AS_ACT_STAGE
     .cfi_offset x30, AS_ACT_PC - AS_ACT_STAGE
     ldr     x16, [sp, #AS_ACT_PSTATE]
@@ -286,18 +277,12 @@ as__act_ftail_load:
     ldr     x30, [sp, #AS_ACT_X30]
     ldr     x16, [sp, #AS_ACT_PC]
     add     sp, sp, #AS_ACT_STAGE
-    .globl  as__act_ftail_ret
-    .hidden as__act_ftail_ret
-as__act_ftail_ret:
+AS_ACT_LABEL(as__act_ftail_ret)
     .cfi_def_cfa sp, 0
     .cfi_register x30, x16
     ret     x16
-    .globl  as__act_ftail_end
-    .hidden as__act_ftail_end
-as__act_ftail_end:
-    .globl  as__act_resume_end
-    .hidden as__act_resume_end
-as__act_resume_end:
+AS_ACT_LABEL(as__act_ftail_end)
+AS_ACT_LABEL(as__act_resume_end)
 AS_FUNC_END(as_act_resume)
 
 /*

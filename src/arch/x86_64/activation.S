@@ -50,6 +50,9 @@
 #include "../asm.h"
 #include "layout.h"
 
+/* A hidden label C code names (the resume window, activation.c). */
+#define AS_ACT_LABEL(name) .globl name; .hidden name; name:
+
 /*
  * int as_act_capture(as_act *a)
  *   on entry: rdi = a, (%rsp) = the return address, which is the PC a
@@ -165,9 +168,7 @@ AS_FUNC_END(as_act_capture_full)
     shlq    $32, %rdx;                          \
     orq     %rcx, %rdx;                         \
     lock cmpxchgq %rdx, AS_ACT_POOL_HEAD(%r8);  \
-    .globl  win;                                \
-    .hidden win;                                \
-win:                                            \
+    AS_ACT_LABEL(win)                           \
     jnz     1b
 
 /*
@@ -205,9 +206,7 @@ AS_FUNC_BEGIN(as_act_resume)
 
     /* The CALL tail: r9 = rbx, r10 = rsp, r11 = rip of the resumed code;
      * `a` is no longer ours.  The CFI now describes the resumed frame. */
-    .globl  as__act_ctail
-    .hidden as__act_ctail
-as__act_ctail:
+AS_ACT_LABEL(as__act_ctail)
     .cfi_remember_state
     .cfi_def_cfa %r10, 0
     .cfi_register %rip, %r11
@@ -218,9 +217,7 @@ as__act_ctail:
     .cfi_def_cfa_register %rsp
     movl    $1, %eax                /* as_act_capture returns 1 */
     jmp     *%r11
-    .globl  as__act_ctail_end
-    .hidden as__act_ctail_end
-as__act_ctail_end:
+AS_ACT_LABEL(as__act_ctail_end)
 
 .Lload_mxcsr:
     .cfi_restore_state
@@ -272,13 +269,9 @@ as__act_ctail_end:
     /* The FULL tail: rsi = S; `a` is no longer ours.  From here the CFI
      * describes the staged frame: CFA = T = S + 264, rip at S + 128 and
      * each register at its staging slot while it is still above rsp. */
-    .globl  as__act_ftail
-    .hidden as__act_ftail
-as__act_ftail:
+AS_ACT_LABEL(as__act_ftail)
     movq    %rsi, %rsp
-    .globl  as__act_ftail_load
-    .hidden as__act_ftail_load
-as__act_ftail_load:
+AS_ACT_LABEL(as__act_ftail_load)
     .cfi_def_cfa %rsp, AS_ACT_REDZONE + AS_ACT_STAGE
     .cfi_offset %rip, AS_ACT_RIP - AS_ACT_REDZONE - AS_ACT_STAGE
     .cfi_offset %r15, AS_ACT_R15 - AS_ACT_REDZONE - AS_ACT_STAGE
@@ -303,9 +296,7 @@ as__act_ftail_load:
     movq    AS_ACT_RSI(%rsp), %rsi
     movq    AS_ACT_RDI(%rsp), %rdi
     leaq    AS_ACT_RFLAGS(%rsp), %rsp
-    .globl  as__act_ftail_popf
-    .hidden as__act_ftail_popf
-as__act_ftail_popf:
+AS_ACT_LABEL(as__act_ftail_popf)
     .cfi_def_cfa_offset AS_ACT_REDZONE + AS_ACT_STAGE - AS_ACT_RFLAGS
     .cfi_restore %r15
     .cfi_restore %r14
@@ -314,17 +305,11 @@ as__act_ftail_popf:
     .cfi_restore %rbp
     .cfi_restore %rbx
     popfq
-    .globl  as__act_ftail_ret
-    .hidden as__act_ftail_ret
-as__act_ftail_ret:
+AS_ACT_LABEL(as__act_ftail_ret)
     .cfi_def_cfa_offset AS_ACT_REDZONE + AS_ACT_STAGE - AS_ACT_RIP
     ret     $AS_ACT_REDZONE
-    .globl  as__act_ftail_end
-    .hidden as__act_ftail_end
-as__act_ftail_end:
-    .globl  as__act_resume_end
-    .hidden as__act_resume_end
-as__act_resume_end:
+AS_ACT_LABEL(as__act_ftail_end)
+AS_ACT_LABEL(as__act_resume_end)
 AS_FUNC_END(as_act_resume)
 
 /*
