@@ -191,7 +191,6 @@ long arch_syscall(long nr, long a0, long a1)
 
 /* --- activations: the exception frame <-> as_act ------------------------------------ */
 
-#ifdef KERNEL_HAVE_ACT
 #define PSTATE_EL1H 0x5                /* EL1 with SP_EL1, DAIF clear */
 
 /* The frame is the record's first 272 bytes: x0-x30, sp, pc, pstate. */
@@ -250,4 +249,3 @@ void arch_act_load(as_el1_frame *f, const as_act *a)
     }
     SYSREG_WRITE(fpcr, a->fpcr);
 }
-#endif

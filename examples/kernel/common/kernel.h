@@ -50,13 +50,11 @@ void arch_timer_stop(void);
 void arch_irq_enable(void);
 void arch_irq_disable(void);
 
-#ifdef KERNEL_HAVE_ACT
 /* Fill `a` as an AS_ACT_FULL record from an interrupt frame (every GPR,
  * flags, pc, sp, and the FP/SIMD registers, which are still live), and
  * put the state a record holds into a frame, for the interrupt return. */
 void arch_act_save(as_act *a, const struct arch_frame *f);
 void arch_act_load(struct arch_frame *f, const as_act *a);
-#endif
 
 /* --- provided by common/ -------------------------------------------------- */
 void kmain(void);                           /* BSP, after arch boot              */

@@ -24,9 +24,6 @@
  *               eret); three CPU-bound contexts that never yield, and the
  *               boot context itself, all make progress with their
  *               registers intact
- *
- * Checks whose library family is missing from the build print SKIP and
- * leave the verdict FAILED: scripts/test-kernels wants all of them.
  */
 #include "kernel.h"
 
@@ -212,7 +209,6 @@ static void check_smp(void)
 #define HANDOFF_TRIES 10
 #define HANDOFF_DONE  (~0u)
 static volatile unsigned dlock_go, dlock_done, handoff_req, handoff_ack;
-#ifdef KERNEL_HAVE_DLOCK
 static as_dlock dlock = AS_DLOCK_INITIALIZER;
 /* Not atomic, on purpose: only the lock makes the increments exact.  The
  * read-modify-write is spread out so that a race would lose updates. */
@@ -238,13 +234,11 @@ static void *dl_increment(void *arg)
         dl_delegated[me]++;
     return arg;
 }
-#endif
 
 /* Both CPUs: DLOCK_ROUNDS increments, alternating the closure API and the
  * transparent lock/unlock.  cpu1 first answers cpu0's hand-off requests. */
 static void dlock_worker(void)
 {
-#ifdef KERNEL_HAVE_DLOCK
     void *me = (void *)(uintptr_t)this_cpu()->idx;
     if (me) {
         unsigned last = 0, r;
@@ -257,10 +251,8 @@ static void dlock_worker(void)
             arch_relax();
         }
     }
-#endif
     while (!__atomic_load_n(&dlock_go, __ATOMIC_ACQUIRE))
         arch_relax();
-#ifdef KERNEL_HAVE_DLOCK
     for (unsigned i = 0; i < DLOCK_ROUNDS; i++) {
         if (i & 1) {
             as_dlock_lock(&dlock);
@@ -270,13 +262,11 @@ static void dlock_worker(void)
             as_dlock_call(&dlock, dl_increment, me);
         }
     }
-#endif
     __atomic_fetch_add(&dlock_done, 1, __ATOMIC_RELEASE);
 }
 
 static void check_dlock(void)
 {
-#ifdef KERNEL_HAVE_DLOCK
     /* The hand-off: cpu0 holds the lock until cpu1 is queued on it (the
      * lock word counts waiters), then unlocks, which in combining mode
      * runs cpu1's waiting section here, on cpu0, before releasing.
@@ -309,19 +299,12 @@ static void check_dlock(void)
             "sections served for the other CPU: by cpu0 %lu, by cpu1 %lu\n",
             tries, dl_counter, want, dl_delegated[0], dl_delegated[1]);
     check(dl_counter == want && handoff_served >= 1, "dlock");
-#else
-    __atomic_store_n(&handoff_req, HANDOFF_DONE, __ATOMIC_RELEASE);
-    __atomic_store_n(&dlock_go, 1, __ATOMIC_RELEASE);
-    kprintf("SKIP dlock: the library build has no delegation locks\n");
-    nfail++;
-#endif
 }
 
 /* --- preemption: activations on real timer interrupts ------------------------------ */
 
 #define NWORKERS 3
 #define SWITCHES 48                     /* round-robin switches to watch */
-#ifdef KERNEL_HAVE_ACT
 static as_act act_recs[2 * (NWORKERS + 1)];
 static as_act_pool act_pool;
 static as_act *runq[NWORKERS + 2];      /* ring of the runnable records */
@@ -423,19 +406,6 @@ static void check_preempt(void)
         ok = ok && slices[i] >= 2 && !corrupt[i];
     check(ok && switches >= SWITCHES, "preempt");
 }
-#else
-void ktick(struct arch_frame *f)
-{
-    (void)f;
-    this_cpu()->ticks++;
-}
-
-static void check_preempt(void)
-{
-    kprintf("SKIP preempt: the library build has no activations\n");
-    nfail++;
-}
-#endif
 
 void kmain(void)
 {

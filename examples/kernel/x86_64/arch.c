@@ -255,7 +255,6 @@ long arch_syscall(long nr, long a0, long a1)
 
 /* --- activations: the interrupt frame <-> as_act ------------------------------------ */
 
-#ifdef KERNEL_HAVE_ACT
 #define RFLAGS_IF 0x200
 
 void arch_act_save(as_act *a, const struct arch_frame *f)
@@ -301,4 +300,3 @@ void arch_act_load(struct arch_frame *f, const as_act *a)
         __asm__ volatile("ldmxcsr %0; fldcw %1" : : "m"(a->mxcsr), "m"(a->fcw));
     }
 }
-#endif
