@@ -31,7 +31,9 @@
  * Guarantees:
  *   - The upcall never nests: a tick that arrives while the handler or the
  *     upcall runs, or while as_act_resume is still reading the record it
- *     resumes, is deferred to the next tick (stats.deferred).
+ *     resumes, is deferred (stats.deferred): the timer is re-armed to fire
+ *     again 20 us later (or after one period, if that is shorter), so it
+ *     lands in whatever the upcall resumed.
  *   - Ticks inside as_preempt_disable/enable sections are held: one tick is
  *     delivered at the outermost enable (as a CALL record of that point).
  *   - With the pool empty the tick is held the same way (stats.dropped),

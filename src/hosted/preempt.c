@@ -17,8 +17,10 @@
  *
  * so "is the interrupted sp anywhere in [lo, hi)" answers "did the tick
  * land in the handler or the upcall", from the handler's first instruction
- * on, with no flag to set and clear.  Such a tick is deferred (counted,
- * the next tick does the work), never nested onto the upcall stack.  The
+ * on, with no flag to set and clear.  Such a tick is deferred, never
+ * nested onto the upcall stack: the handler re-arms the timer to fire again
+ * in AS__PREEMPT_RETRY_US (20 us, or the period if shorter) and returns,
+ * so the tick lands right after the upcall has resumed something.  The
  * green threads' own stacks never receive a signal frame.
  *
  * The signal mask.  The kernel blocks the tick signal while the handler
@@ -33,9 +35,9 @@
  *
  * Rules the handler follows, in order:
  *   1. not started on this thread (stale tick after stop)       ignore
- *   2. sp in the upcall stack                                    defer
+ *   2. sp in the upcall stack                              defer (re-arm)
  *   3. pc in the busy part of as_act_resume (the record it is
- *      resuming is still being read)                             defer
+ *      resuming is still being read)                       defer (re-arm)
  *   4. preemption disabled                              pending = 1, return
  *   5. no free record                                   pending = 1, return
  *   6. capture (as_act_from_ucontext, which rolls a resume tail forward)
@@ -54,6 +56,7 @@
 
 #define AS__PREEMPT_ALT (32u << 10)     /* sigaltstack carved off the top */
 #define AS__PREEMPT_MIN (AS__PREEMPT_ALT + (16u << 10))
+#define AS__PREEMPT_RETRY_US 20         /* a deferred tick comes back after */
 
 struct preempt_thread {
     as_preempt_cfg cfg;
@@ -110,6 +113,20 @@ static int deliver(struct preempt_thread *t, const void *uc)
     __builtin_unreachable();
 }
 
+/* Next tick in first_us, then every interval_us.  Async-signal-safe. */
+static int arm(struct preempt_thread *t, unsigned first_us)
+{
+    unsigned every = t->cfg.interval_us;
+    if (first_us > every)
+        first_us = every;
+    struct itimerspec its;
+    its.it_interval.tv_sec = every / 1000000;
+    its.it_interval.tv_nsec = (long)(every % 1000000) * 1000;
+    its.it_value.tv_sec = first_us / 1000000;
+    its.it_value.tv_nsec = (long)(first_us % 1000000) * 1000;
+    return timer_settime(t->timer, 0, &its, NULL);
+}
+
 static void handler(int sig, siginfo_t *si, void *uc)
 {
     (void)sig; (void)si;
@@ -125,6 +142,7 @@ static void handler(int sig, siginfo_t *si, void *uc)
 #endif
     if ((sp >= t->lo && sp < t->hi) || as_act_resume_busy(pc)) {
         t->stats.deferred++;
+        arm(t, AS__PREEMPT_RETRY_US);   /* come back soon, not a period */
         return;
     }
     if (t->disabled) {
@@ -189,11 +207,7 @@ int as_preempt_start(const as_preempt_cfg *cfg)
         return err;
     }
     t->active = 1;
-    struct itimerspec its;
-    its.it_interval.tv_sec = cfg->interval_us / 1000000;
-    its.it_interval.tv_nsec = (long)(cfg->interval_us % 1000000) * 1000;
-    its.it_value = its.it_interval;
-    if (timer_settime(t->timer, 0, &its, NULL) != 0) {
+    if (arm(t, cfg->interval_us) != 0) {
         err = -errno;
         as_preempt_stop();
         return err;
