@@ -77,7 +77,9 @@
  * A freestanding kernel fills an AS_ACT_FULL record in its interrupt entry
  * (every field above the pool fields, kind = AS_ACT_FULL; on x86_64 `fpu`
  * is an XSAVE image, standard or compacted, whose header XRSTOR accepts)
- * and then calls as_act_rollforward.
+ * and then calls as_act_rollforward.  The XSAVE mask resume uses is read
+ * from CPUID by the first as_act_pool_init, as_act_fpu_size or
+ * as_act_capture_full; until then FULL records resume with FXRSTOR.
  */
 #ifndef ALTSTACK_ACTIVATION_H
 #define ALTSTACK_ACTIVATION_H
