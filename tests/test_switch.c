@@ -85,30 +85,15 @@ Test(switch, entry_runs_on_its_stack)
 
 /* ---- register fidelity in both directions ---- */
 
-struct fidelity { uint64_t seed; int bad; int rounds; };
-
-static as_transfer fidelity_peer(as_transfer t)
-{
-    struct fidelity *f = t.data;
-    uint64_t in[TEST_NREGS], out[TEST_NREGS];
-    for (;;) {
-        test_regs_random(in, ~f->seed);
-        t = test_switch_regs(t.ctx, f, in, out);
-        for (int i = 0; i < TEST_NREGS; i++)
-            if ((in[i] ^ out[i]) & test_regs_mask(i))
-                f->bad++;
-        f->rounds++;
-        if (!f->seed)
-            return (as_transfer){ t.ctx, NULL };
-    }
-}
+/* The peer is test_fidelity_peer (tests/regs.h), shared with the
+ * freestanding smoke test. */
 
 Test(switch, callee_saved_registers_survive_both_directions)
 {
     as_stack s = new_stack(64 << 10);
-    struct fidelity f = { .seed = 1 };
+    struct test_fidelity f = { .seed = 1 };
     uint64_t in[TEST_NREGS], out[TEST_NREGS];
-    as_transfer t = { as_ctx_make(&s, fidelity_peer), NULL };
+    as_transfer t = { as_ctx_make(&s, test_fidelity_peer), NULL };
     for (uint64_t round = 1; round <= 2000; round++) {
         f.seed = round * 0x1234567u;
         test_regs_random(in, f.seed);
