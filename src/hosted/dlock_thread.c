@@ -27,8 +27,9 @@
 /* Usable bytes of an ephemeral stack: the wait loop needs a few hundred,
  * a signal handler that arrives while waiting runs on it too. */
 #define EPH_SIZE (64 * 1024)
-/* Pauses before a waiter starts yielding its CPU. */
-#define SPINS 128
+/* Pauses before a waiter starts yielding its CPU: few, because on a busy
+ * machine the thread it waits for (a server, a holder) may need this CPU. */
+#define SPINS 16
 
 struct as__dl_slot as__dl_slots[AS_DLOCK_MAX_SLOTS];
 unsigned as__dl_hwm;
