@@ -50,8 +50,10 @@
  * runs the critical section under the *client's* thread pointer, so errno,
  * _Thread_local variables, pthread_self() and malloc's thread cache inside it
  * are the client's.  as_dlock_tls_is_clients() reports this.  Otherwise
- * (the fallback, and always in freestanding builds) the critical section
- * sees the TLS of whichever thread runs it.  Either way:
+ * (the fallback: x86_64 without FSGSBASE, AddressSanitizer builds, whose
+ * per-thread state lives behind the thread pointer, and freestanding
+ * builds) the critical section sees the TLS of whichever thread runs it.
+ * Either way:
  *   - sched_getcpu() and the kernel's thread id are the running thread's;
  *   - a signal delivered while the critical section runs on another thread
  *     is handled there, under the thread pointer then live;
@@ -217,7 +219,7 @@ AS_API void  as_dlock_unlock(as_dlock *l);
 /*
  * as_dlock_tls_is_clients - true when transparent critical sections run
  * under the client's thread pointer (aarch64 hosted; x86_64 hosted with
- * FSGSBASE enabled).  Mode: both (freestanding: false).  Async-signal-safe.
+ * FSGSBASE enabled; never under AddressSanitizer).  Mode: both (freestanding: false).  Async-signal-safe.
  */
 AS_API bool  as_dlock_tls_is_clients(void);
 
