@@ -209,7 +209,12 @@ AS_API void *as_dlock_call(as_dlock *l, void *(*cs)(void *), void *arg);
  * as_dlock_lock / as_dlock_unlock - the code between them is the critical
  * section of l, run wherever its holder or server runs, on the caller's
  * stack, with its callee-saved registers (see "Thread-local storage" above).
- * The pair must be called in the same function activation (same stack).
+ * The pair must be called on the same stack (by the same thread, or the
+ * same context), usually in one function.  Code between them should not
+ * keep addresses of thread-locals taken before lock() unless
+ * as_dlock_tls_is_clients(): in the fallback the compiler may or may not
+ * recompute them (glibc's __errno_location is `const`), so such an access
+ * reaches the client's or the running thread's variable.
  * No argument checks: l must be an initialised lock.
  * Mode: both.  Not async-signal-safe.
  */
