@@ -203,7 +203,13 @@ Test(dlock, uncontended_combining_never_publishes)
 static struct server tsv;
 static as_dlock tlock;
 
-struct seen { long tid; long errno_in, tls_in; void *sp_in; };
+struct seen { long tid, call_tid; long errno_in, tls_in; void *sp_in; };
+
+static void *tid_cs(void *p)
+{
+    (void)p;
+    return (void *)gettid_raw();
+}
 
 /* The critical section writes locals directly and through pointers, and
  * reports where it ran. */
@@ -226,6 +232,7 @@ static void *transparent_thread(void *p)
     errno = 4321;
     tls_value = -tls_value;
     as_dlock_unlock(&tlock);
+    seen->call_tid = (long)as_dlock_call(&tlock, tid_cs, NULL);
     cr_expect_eq(a, 30);
     cr_expect_eq(b[3], 31);
     cr_expect_eq(b[0] + b[1] + b[2], 6);
@@ -251,6 +258,8 @@ static void run_server_clients(void *(*fn)(void *))
     for (int i = 0; i < NTHREADS; i++) {
         pthread_join(th[i], NULL);
         cr_assert_eq(seen[i].tid, tsv.tid, "critical section ran on the server thread");
+        if (fn == transparent_thread)
+            cr_assert_eq(seen[i].call_tid, tsv.tid, "closure ran on the server thread");
     }
     server_stop(&tsv);
     cr_assert_eq(server_tls_after, 99, "the server's own thread-local is untouched");
