@@ -94,23 +94,29 @@ static unsigned dl_scan(as_dlock *l, as_dserver *srv, unsigned max)
     return n;
 }
 
-/* The holder releases l with waiters announced: serve a bounded batch first. */
+/*
+ * The holder releases l with waiters announced: serve a bounded batch first.
+ * Served waiters leave the count to us (one RMW on the lock word per batch,
+ * not one per waiter): we subtract them with the release itself.
+ */
 __attribute__((noinline))
 static void dl_release_slow(as_dlock *l)
 {
     unsigned done = 0;
+    uintptr_t served = 0;               /* WAITER units, still counted */
     uint64_t t0 = 0;
     for (;;) {
         uintptr_t w = ld_rlx(&l->word);
-        if (w == HELD) {
+        if (w == HELD + served) {
             if (cas_rel(&l->word, &w, 0))
-                return;                 /* the waiters were served or left */
+                return;                 /* (w,1) -> (0,0): all were ours */
             continue;
         }
         unsigned k = dl_scan(l, NULL, AS_DLOCK_BATCH - done);
         if (!k)
             break;      /* announced but not yet published: they take it */
         done += k;
+        served += k * WAITER;
         if (done >= AS_DLOCK_BATCH)
             break;
         if (!t0)
@@ -118,8 +124,9 @@ static void dl_release_slow(as_dlock *l)
         else if (as__dl_now() - t0 > AS_DLOCK_BATCH_NS)
             break;
     }
-    /* (n,1) -> (n,0): a waiter still waiting acquires and combines next. */
-    __atomic_fetch_and(&l->word, ~HELD, __ATOMIC_RELEASE);
+    /* (w,1) -> (w - served, 0): a waiter still waiting acquires it and
+     * combines next. */
+    __atomic_fetch_sub(&l->word, served + HELD, __ATOMIC_RELEASE);
 }
 
 static inline void dl_release(as_dlock *l)
@@ -160,19 +167,18 @@ static int dl_wait(as_dlock *l, struct as__dl_slot *s, uint64_t seq)
 {
     unsigned spins = 0;
     for (;;) {
-        if (ld_acq(&s->resp.seq) == seq) {
-            if (!l->server)
-                __atomic_fetch_sub(&l->word, WAITER, __ATOMIC_RELAXED);
-            return SERVED;
-        }
+        if (ld_acq(&s->resp.seq) == seq)
+            return SERVED;              /* the server uncounts us */
         if (!l->server) {
             uintptr_t w = ld_rlx(&l->word);
             if (!(w & HELD)) {
                 if (!cas_acq(&l->word, &w, (w - WAITER) | HELD))
                     continue;
                 if (ld_acq(&s->resp.seq) == seq) {
-                    /* Served just before that holder released: let go. */
-                    __atomic_fetch_and(&l->word, ~HELD, __ATOMIC_RELEASE);
+                    /* Served just before that holder released, which
+                     * uncounted us already: let go and count us back,
+                     * (w-1,1) -> (w,0), in one add. */
+                    __atomic_fetch_add(&l->word, WAITER - HELD, __ATOMIC_RELEASE);
                     return SERVED;
                 }
                 st_rlx(&s->resp.seq, seq);          /* we are its server now */

@@ -140,6 +140,8 @@ static void mutex_check(as_dserver *srv, enum api api, int k)
     for (int i = 0; i < k; i++)
         cr_assert_eq(mx.rec[i].v[i & 7], want, "line %d: %ld, want %ld", i,
                      mx.rec[i].v[i & 7], want);
+    cr_assert_eq(mx.lock.word, 0, "lock word %#lx: free, no waiter counted",
+                 (unsigned long)mx.lock.word);
 }
 
 static void mutex_server(enum api api, int k)
@@ -533,6 +535,7 @@ static void nest_check(as_dserver *sa, as_dserver *sb)
     cr_assert_eq(nest.na, NTHREADS * 2 * per, "a: %ld want %ld", nest.na, NTHREADS * 2 * per);
     cr_assert_eq(nest.nb, NTHREADS * 3 * per, "b: %ld want %ld (a %s, b %s)", nest.nb, NTHREADS * 3 * per, sa ? "server" : "combining", sb ? "server" : "combining");
     cr_assert_eq(nest.nab, NTHREADS * per);
+    cr_assert_eq(nest.a.word | nest.b.word, 0, "lock words back to free");
 }
 
 Test(dlock, nesting_combining)

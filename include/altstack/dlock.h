@@ -77,15 +77,19 @@
  *
  *   slow lock:  (w,*) --add--> (w+1,*), then publish the request (slot
  *               IDLE -> PENDING) and wait for either of:
- *                 served:   the slot is IDLE again;  (w+1,*) --sub--> (w,*)
+ *                 served:   the slot is IDLE again (the holder that
+ *                           served it uncounts it when releasing)
  *                 acquired: (w+1,0) --CAS--> (w,1); complete its own
  *                           request (withdraw) and run the section itself
  *
  *   unlock with waiters, (w,1) with w > 0: serve PENDING requests for this
- *               lock (each PENDING -> run -> IDLE), at most AS_DLOCK_BATCH
- *               of them and for at most AS_DLOCK_BATCH_NS, then
- *               (w',1) --and--> (w',0): a waiter still waiting acquires it
- *               and combines next.
+ *               lock (each PENDING -> run -> IDLE), k of them, at most
+ *               AS_DLOCK_BATCH and for at most AS_DLOCK_BATCH_NS, then
+ *               (w,1) --sub--> (w-k,0) (or CAS to (0,0) if w == k): a
+ *               waiter still waiting acquires it and combines next.
+ *               A waiter that acquires and then finds itself served (by
+ *               the holder just gone, which uncounted it) lets go and
+ *               counts itself back in one add: (w-1,1) --> (w,0).
  *
  * Slot, either mode (request, response):
  *

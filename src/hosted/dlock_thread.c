@@ -41,7 +41,9 @@ static unsigned slots_used;                             /* atomic */
 
 static pthread_key_t self_key;
 static pthread_once_t self_once = PTHREAD_ONCE_INIT;
-static _Thread_local struct as__dl_self *self_tls;
+/* initial-exec: one %fs/TPIDR_EL0-relative load, no __tls_get_addr call. */
+static _Thread_local struct as__dl_self *self_tls
+    __attribute__((tls_model("initial-exec")));
 
 __attribute__((constructor))
 static void dl_detect_tp(void)
