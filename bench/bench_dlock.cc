@@ -20,13 +20,19 @@
 //   scripts/bench BUILD -- --benchmark_filter='^dlock/.*/lines:(1|64)/work:0/real_time/threads:(1|8)$'
 //   scripts/bench BUILD -- --benchmark_filter='^dlock/'
 //
-// What to expect on a 2-CPU machine shared with other work (measured, see
-// the closing note of the change): combining mode is within a few percent
-// of pthread_mutex with ~1000 cycles of work between critical sections and
-// 1.5-4x slower back to back; server mode costs 1-3 us per operation,
-// because every request waits for the server thread to be scheduled on a
-// CPU the clients also need.  Delegation pays where the server keeps a CPU
-// of its own and the shared lines are many; two CPUs show neither.
+// What to expect on a 2-CPU machine shared with other work (measured; the
+// rows with no work outside vary 2-4x from run to run with the load):
+//   - with ~1000 cycles outside, combining mode matches the best peer at 1
+//     and 16 lines (2 threads) and beats it by 1.3-1.5x at 8 threads,
+//     where spinning peers and pthread_mutex convoy; at 64 lines it loses
+//     (1.3-1.6x behind pthread_mutex, which lets one thread keep the lines);
+//   - back to back (work 0) it is 1-3.5x behind pthread_mutex/spinlock,
+//     which hand the lock to the thread already holding the lines;
+//   - server mode costs 0.3-1.5 us per operation: every request waits for
+//     the server thread to be scheduled on a CPU the clients also use.
+// Delegation pays where the server (or combiner) keeps a CPU of its own and
+// the shared lines are many; two busy CPUs show little of either.
+
 #include "lock_harness.h"
 
 #include <atomic>
