@@ -28,7 +28,7 @@
 //     (1.3-1.6x behind pthread_mutex, which lets one thread keep the lines);
 //   - back to back (work 0) it is 1-3.5x behind pthread_mutex/spinlock,
 //     which hand the lock to the thread already holding the lines;
-//   - server mode costs 0.3-1.5 us per operation: every request waits for
+//   - server mode costs 0.3-1.6 us per operation: every request waits for
 //     the server thread to be scheduled on a CPU the clients also use.
 // Delegation pays where the server (or combiner) keeps a CPU of its own and
 // the shared lines are many; two busy CPUs show little of either.
