@@ -41,9 +41,10 @@
  *   - inside fn of as_call_on, the backtrace continues into as_call_on's
  *     caller on the original stack;
  *   - inside a context made by as_ctx_make, the backtrace continues into the
- *     frames of the code that first switched to it (while that code is still
- *     suspended at the same place), and otherwise ends cleanly at the
- *     context's entry with an undefined return address.
+ *     frames of the code that first switched to it, for as long as that code
+ *     stays suspended where it switched from; otherwise it ends cleanly
+ *     after the entry trampoline, in a frame named as__context_start whose
+ *     return address is undefined (as a thread's first frame is).
  *
  * Thread safety.  A context may be resumed by any thread, but by one at a
  * time and only once per suspension.  Resuming a spent or finished context,
