@@ -60,6 +60,23 @@ name:                            \
     .cfi_endproc;                \
     .size name, . - name
 
+#if defined(__x86_64__)
+/* Push one register and say so in the CFI; push all six callee-saved
+ * registers (System V 3.2.1) in the order of the switch frame: rbp ends
+ * up highest, r15 lowest.  Used by switch.S and the test probes. */
+# define AS_PUSH_CFI(reg)           \
+    pushq reg;                      \
+    .cfi_adjust_cfa_offset 8;       \
+    .cfi_rel_offset reg, 0
+# define AS_PUSH_CALLEE_SAVED       \
+    AS_PUSH_CFI(%rbp);              \
+    AS_PUSH_CFI(%rbx);              \
+    AS_PUSH_CFI(%r12);              \
+    AS_PUSH_CFI(%r13);              \
+    AS_PUSH_CFI(%r14);              \
+    AS_PUSH_CFI(%r15)
+#endif
+
 /* Build the note with .p2align 3 (ELF64), n_namesz 4 ("GNU\0"), n_descsz 16,
  * n_type 5 (NT_GNU_PROPERTY_TYPE_0), one property of 4 bytes padded to 8. */
 #if defined(__x86_64__)

@@ -48,24 +48,7 @@
  * Clobbers only caller-saved registers: rax, rcx, rdx, r8 (SysV 3.2.1).
  */
 AS_FUNC_BEGIN(AS_SYM(switch))
-    pushq   %rbp
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset %rbp, 0
-    pushq   %rbx
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset %rbx, 0
-    pushq   %r12
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset %r12, 0
-    pushq   %r13
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset %r13, 0
-    pushq   %r14
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset %r14, 0
-    pushq   %r15
-    .cfi_adjust_cfa_offset 8
-    .cfi_rel_offset %r15, 0
+    AS_PUSH_CALLEE_SAVED
     leaq    -8(%rsp), %rsp
     .cfi_adjust_cfa_offset 8
     stmxcsr AS_SW_MXCSR(%rsp)
