@@ -10,8 +10,12 @@
  *   op byte % 8   arguments      what it does
  *   0 MAKE        slot           as_ctx_make on the slot's stack, if the slot
  *                                is empty or its context finished (reuse)
- *   1,2 SWITCH    slot, byte     as_switch to a made or suspended context,
+ *   1 SWITCH      slot, byte     as_switch to a made or suspended context,
  *                                through the register probe (tests/regs.h)
+ *   2 SWITCH_FAST slot, byte     the same with as_switch_fast: the switcher's
+ *                                FP control comes back as the thread has it
+ *                                (not checked), every other register is;
+ *                                exact frames must still get theirs back
  *   3 RETURN      slot, byte     the running context's entry returns a
  *                                transfer to that slot (only at call depth 0)
  *   4 CALL_ON     aux            as_call_on on one of 4 auxiliary stacks, if
@@ -96,7 +100,7 @@ static struct {
 } m;
 
 static const char *const op_names[8] = {
-    "MAKE", "SWITCH", "SWITCH", "RETURN", "CALL_ON", "CALL_RET", "ACT", "ONTOP",
+    "MAKE", "SWITCH", "SWITCH_FAST", "RETURN", "CALL_ON", "CALL_RET", "ACT", "ONTOP",
 };
 
 static const as_stack *stack_of(const void *p)
@@ -156,8 +160,10 @@ static __attribute__((noinline)) void arrived(int me, const as_stack *on, as_tra
 }
 
 /* Switch from `me` (running on `on`) to `to`, through the register probe;
- * with `ontop`, by as_switch_ontop (fn turns data ^ ONTOP_XOR into data). */
-static void do_switch_how(int me, const as_stack *on, int to, uintptr_t data, bool ontop)
+ * with `ontop`, by as_switch_ontop (fn turns data ^ ONTOP_XOR into data);
+ * with `fast`, by as_switch_fast. */
+static void do_switch_how(int me, const as_stack *on, int to, uintptr_t data, bool ontop,
+                          bool fast)
 {
     m.to = to;
     m.from = me;
@@ -174,9 +180,12 @@ static void do_switch_how(int me, const as_stack *on, int to, uintptr_t data, bo
     as_transfer t = ontop
         ? test_switch_regs_via(handle[to], (void *)(data ^ ONTOP_XOR), (void *)ontop_fn, in, out,
                                (test_switch_fn)(void (*)(void))as_switch_ontop)
+        : fast
+        ? test_switch_regs_via(handle[to], (void *)data, NULL, in, out,
+                               (test_switch_fn)(void (*)(void))as_switch_fast)
         : test_switch_regs(handle[to], (void *)data, in, out);
     for (int i = 0; i < TEST_NREGS; i++)
-        FUZZ_CHECK(&g, ((in[i] ^ out[i]) & test_regs_mask(i)) == 0,
+        FUZZ_CHECK(&g, (fast && test_regs_fp(i)) || ((in[i] ^ out[i]) & test_regs_mask(i)) == 0,
                    "context %d: register %d was %#llx, came back %#llx", me, i,
                    (unsigned long long)in[i], (unsigned long long)out[i]);
     arrived(me, on, t);
@@ -184,7 +193,7 @@ static void do_switch_how(int me, const as_stack *on, int to, uintptr_t data, bo
 
 static void do_switch(int me, const as_stack *on, int to, uintptr_t data)
 {
-    do_switch_how(me, on, to, data, false);
+    do_switch_how(me, on, to, data, false, false);
 }
 
 static int interp(int me, int depth, const as_stack *on);
@@ -298,12 +307,12 @@ static int interp_level(int me, int depth, const as_stack *on, as_act *volatile 
             m.st[s] = MADE;
             break;
         }
-        case 1: case 2: case 7: {                         /* SWITCH, ONTOP */
+        case 1: case 2: case 7: {            /* SWITCH, SWITCH_FAST, ONTOP */
             int to = fuzz_byte(&g) % (NCTX + 1);
             uintptr_t data = next_data();
             if (to == me || (m.st[to] != MADE && m.st[to] != SUSPENDED))
                 break;
-            do_switch_how(me, on, to, data, op == 7);
+            do_switch_how(me, on, to, data, op == 7, op == 2);
             break;
         }
         case 3: {                                                 /* RETURN */
