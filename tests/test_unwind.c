@@ -32,7 +32,7 @@ static int tool_frame(const struct bt *bt, const char *name)
     for (size_t i = 0; i < sizeof wrappers / sizeof wrappers[0]; i++)
         if (strcmp(name, wrappers[i]) == 0)
             return 1;
-    return bt->n > 0 && strcmp(name, "as_switch") == 0 &&
+    return bt->n > 0 && (strcmp(name, "as_switch") == 0 || strcmp(name, "as_switch_fast") == 0) &&
            (strcmp(bt->name[bt->n - 1], "as__trampoline") == 0 ||
             strcmp(bt->name[bt->n - 1], "as_switch_ontop") == 0);
 }
@@ -148,6 +148,38 @@ Test(unwind, entry_reaches_the_switcher_then_ends_cleanly)
     cr_assert_eq(g_bt.n, tr2 + 2, "one end frame follows the trampoline");
     cr_assert_str_eq(g_bt.name[tr2 + 1], "as__context_start");
     cr_assert_eq(g_bt.last_step, 0, "unw_step ended with 0, not an error");
+    as_stack_free(&s);
+}
+
+/* ---- the same in fast mode: fast frames have the same layout and CFI ---- */
+
+static NOINLINE as_transfer entry_bt_fast(as_transfer t)
+{
+    take_backtrace(&g_bt);
+    t = as_switch_fast(t.ctx, NULL);
+    return (as_transfer){ t.ctx, NULL };
+}
+
+NOINLINE as_transfer switcher_fast(as_ctx to)
+{
+    as_transfer t = as_switch_fast(to, NULL);
+    __asm__ volatile("" ::: "memory");
+    return t;
+}
+
+Test(unwind, fast_mode_entry_reaches_the_switcher)
+{
+    as_stack s;
+    cr_assert_eq(as_stack_alloc(&s, 64 << 10), 0);
+    as_transfer t = switcher_fast(as_ctx_make(&s, entry_bt_fast));
+    dump(&g_bt);
+    int e = find(&g_bt, "entry_bt_fast"), tr = find(&g_bt, "as__trampoline");
+    int sw = find(&g_bt, "switcher_fast");
+    cr_assert(e >= 0 && tr == e + 1 && sw == tr + 1, "entry_bt_fast -> trampoline -> switcher_fast");
+    cr_assert_geq(find(&g_bt, "__libc_start_main"), 0);
+    cr_assert_eq(g_bt.last_step, 0);
+    t = as_switch_fast(t.ctx, NULL);
+    cr_assert_null(t.ctx);
     as_stack_free(&s);
 }
 

@@ -3,8 +3,8 @@
 """CFI is valid at every instruction of the switch: a gdb check.
 
 Runs the freestanding smoke program under gdb and single-steps through
-as_switch (as__switch_pop included), the entry trampoline, as_call_on and
-as_switch_ontop,
+as_switch, the entry trampoline, as_call_on, as_switch_ontop and their
+fast-mode twins,
 taking a backtrace at every instruction.  Each backtrace must end where
 a chain ends, in _start (whose CFI leaves the return address undefined) or
 in as__context_start (a context's end frame), without gdb reporting an
@@ -20,7 +20,8 @@ import socket
 import subprocess
 import sys
 
-ASM = ('as_switch', 'as__trampoline', 'as_call_on', 'as_switch_ontop')
+ASM = ('as_switch', 'as__trampoline', 'as_call_on', 'as_switch_ontop', 'as_switch_fast',
+       'as_switch_ontop_fast')
 ENDS = ('_start', 'as__context_start')
 # How often each breakpoint is followed before it is disabled: enough to
 # see a fresh context started, suspended frames resumed both ways, an
@@ -29,7 +30,7 @@ ENDS = ('_start', 'as__context_start')
 # The trampoline is only ever entered past its first instruction, from
 # as_switch, and followed from there.
 LIMIT = {'as_switch': 16, 'as_call_on': 6, 'as__trampoline': 0, 'as_switch_ontop': 2,
-         'tail': 4}
+         'as_switch_fast': 2, 'as_switch_ontop_fast': 1, 'tail': 4}
 
 
 def gdb_side():

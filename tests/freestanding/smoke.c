@@ -292,6 +292,15 @@ static void check_ontop(void)
     t = as_switch(t.ctx, NULL);
     check(ok && t.ctx == NULL && (uintptr_t)t.data == 7,
           "switch_ontop runs fn on the target and hands it fn's result", "wrong transfer");
+
+    /* Fast mode, both primitives, against the same exact-mode peer. */
+    t = as_switch_fast(as_ctx_make(&stk[1], pong), (void *)1);
+    ok = t.ctx != NULL && (uintptr_t)t.data == 4;
+    t = as_switch_ontop_fast(t.ctx, (void *)2, plus_ten);
+    ok = ok && t.ctx != NULL && (uintptr_t)t.data == 37;
+    t = as_switch_fast(t.ctx, NULL);
+    check(ok && t.ctx == NULL && (uintptr_t)t.data == 7,
+          "fast-mode switch and switch_ontop", "wrong transfer");
 }
 
 static int fs_main(void)
