@@ -531,7 +531,7 @@ Test(activation, staged_full_resume_keeps_all_but_x16)
 /* ---- roll-forward of a resume interrupted in its tail (aarch64) ---- */
 
 extern const char as__act_ctail[], as__act_cwin[], as__act_ftail[],
-    as__act_ftail_load[], as__act_ftail_ret[];
+    as__act_ftail_load[], as__act_ftail_ret[], as__act_fwin[];
 
 Test(activation, rollforward_completes_an_interrupted_tail)
 {
@@ -591,5 +591,35 @@ Test(activation, rollforward_completes_an_interrupted_tail)
 
     cr_assert(!as_act_resume_busy((uintptr_t)as__act_ctail));
     cr_assert(as_act_resume_busy((uintptr_t)as_act_resume + 4));
+}
+
+/* Once the STLXR that releases the record has succeeded, the very next
+ * instruction is in the tail: a handler stopped there must find the
+ * resume rolled forward, not "busy" with a record already given back. */
+Test(activation, released_path_leads_straight_into_the_tail)
+{
+    static as_act a;
+    uint64_t stage[34] __attribute__((aligned(16)));
+    for (int i = 0; i < 34; i++)
+        stage[i] = 0x2000 + i;
+    stage[33] = 0;
+
+    uintptr_t next = (uintptr_t)as__act_cwin + 4;   /* after the cbnz */
+    memset(&a, 0, sizeof a);
+    a.pc = next;
+    a.x[16] = 3; a.x[17] = 2;
+    cr_assert(!as_act_resume_busy(next), "CALL: pc after the release is not busy");
+    cr_assert_eq(as_act_rollforward(&a), 1, "CALL: rolled forward");
+    cr_assert_eq(a.pc, 3);
+    cr_assert_eq(a.sp, 2);
+
+    next = (uintptr_t)as__act_fwin + 4;
+    memset(&a, 0, sizeof a);
+    a.pc = next;
+    a.x[8] = (uintptr_t)stage;
+    cr_assert(!as_act_resume_busy(next), "FULL: pc after the release is not busy");
+    cr_assert_eq(as_act_rollforward(&a), 1, "FULL: rolled forward");
+    cr_assert_eq(a.pc, 0x2000 + 32);
+    cr_assert_eq(a.sp, (uintptr_t)stage + 272);
 }
 #endif

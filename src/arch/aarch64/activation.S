@@ -135,7 +135,12 @@ AS_FUNC_END(as_act_capture_full)
  *   in: x0 = a.  Clobbers x1-x7 and NZCV.
  * The link is written before the exclusive pair (a store between LDXR
  * and STLXR may clear the monitor); the LDXR then checks the head did
- * not move since.  The tag is kept (only a pop bumps it).
+ * not move since.  The tag is kept (only a pop bumps it).  A successful
+ * STLXR falls through the cbnz at `win` straight into `done`, which must
+ * be the very next instruction (checked where each tail begins): from
+ * the moment `a` is released no instruction outside the tail runs, so a
+ * handler never finds a released record at a "busy" pc.  The retry after
+ * a moved head (clrex) sits before the loop, off that path.
  */
 .macro AS_ACT_RELEASE win, done
     ldr     x1, [x0, #AS_ACT_POOL]
@@ -144,19 +149,25 @@ AS_FUNC_END(as_act_capture_full)
     cmp     x2, x0
     b.ne    \done
     ldr     w3, [x0, #AS_ACT_SLOT]
+    b       1f
+2:  clrex
 1:  ldr     x4, [x1, #AS_ACT_POOL_HEAD]
     str     w4, [x0, #AS_ACT_NEXT]
     and     x5, x4, #0xffffffff00000000
     orr     x5, x5, x3
     ldxr    x6, [x1]
     cmp     x6, x4
-    b.ne    2f
+    b.ne    2b
     stlxr   w7, x5, [x1]
     AS_ACT_LABEL(\win)
     cbnz    w7, 1b
-    b       \done
-2:  clrex
-    b       1b
+.endm
+
+/* The tail `tail` must follow the cbnz at `win` at once (see above). */
+.macro AS_ACT_TAIL_FOLLOWS win, tail
+    .if (\tail - \win) != 4
+    .error "the released path must fall into the tail"
+    .endif
 .endm
 
 /*
@@ -190,6 +201,7 @@ AS_FUNC_BEGIN(as_act_resume)
      * longer ours.  x30 gets the pc too: the resumed code returned from
      * its `bl as_act_capture`, after which lr is dead. */
 AS_ACT_LABEL(as__act_ctail)
+    AS_ACT_TAIL_FOLLOWS as__act_cwin, as__act_ctail
     .cfi_remember_state
     .cfi_def_cfa x17, 0
     .cfi_register x30, x16
@@ -253,6 +265,7 @@ AS_ACT_LABEL(as__act_resume_staged)
 
     /* The FULL tail: x8 = S; `a` is no longer ours. */
 AS_ACT_LABEL(as__act_ftail)
+    AS_ACT_TAIL_FOLLOWS as__act_fwin, as__act_ftail
     mov     sp, x8
 AS_ACT_LABEL(as__act_ftail_load)
     .cfi_def_cfa sp, AS_ACT_STAGE
