@@ -201,7 +201,44 @@ AS_HIDDEN extern const char as__act_cwin[], as__act_ctail[], as__act_ctail_end[]
 AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[],
     as__act_ftail_ret[], as__act_ftail_end[];
 
-size_t as_act_fpu_size(void) { return AS_ACT_FPU_SIZE; }
+/*
+ * The PSTATE bits beyond NZCV this CPU has (AS_PSTATE_DIT, _SSBS, _TCO,
+ * in their SPSR positions): capture_full reads and the staged resume
+ * writes exactly these, since an MRS/MSR of a missing one is undefined.
+ * Hosted builds set it at start-up (src/hosted/ucontext.c, from the
+ * hwcaps); freestanding ones on the first as_act_pool_init or
+ * as_act_fpu_size, from the ID registers EL1 can read.
+ */
+AS_HIDDEN uint32_t as__act_pstate_ext;
+
+AS_HIDDEN uint32_t as__act_pstate_from_id(uint64_t pfr0, uint64_t pfr1)
+{
+    uint32_t bits = 0;
+    if (pfr0 >> 48 & 0xf)
+        bits |= AS_PSTATE_DIT;          /* ID_AA64PFR0_EL1.DIT  */
+    if (pfr1 >> 4 & 0xf)
+        bits |= AS_PSTATE_SSBS;         /* ID_AA64PFR1_EL1.SSBS */
+    if (pfr1 >> 8 & 0xf)
+        bits |= AS_PSTATE_TCO;          /* ID_AA64PFR1_EL1.MTE  */
+    return bits;
+}
+
+static void act_cpu_init(void)
+{
+#if !AS_HOSTED
+    uint64_t pfr0, pfr1;
+    __asm__ volatile("mrs %0, id_aa64pfr0_el1\n\tmrs %1, id_aa64pfr1_el1"
+                     : "=r"(pfr0), "=r"(pfr1));
+    __atomic_store_n(&as__act_pstate_ext, as__act_pstate_from_id(pfr0, pfr1),
+                     __ATOMIC_RELAXED);
+#endif
+}
+
+size_t as_act_fpu_size(void)
+{
+    act_cpu_init();
+    return AS_ACT_FPU_SIZE;
+}
 
 /* A FRESH record: the CALL resume returns (ret x16) to as__act_start with
  * x19 = fn, x20 = arg, x29 = 0 at the top of the stack. */

@@ -528,6 +528,81 @@ Test(activation, staged_full_resume_keeps_all_but_x16)
 #endif
 
 #if defined(__aarch64__)
+/* ---- PSTATE beyond NZCV: DIT, SSBS, TCO survive capture_full + resume ---- */
+#include <sys/auxv.h>
+
+/* The bits this CPU has, in SPSR positions, found independently of the
+ * library: ID registers (the kernel emulates them at EL0 with
+ * HWCAP_CPUID), else the hwcaps. */
+static uint64_t pstate_ext_bits(void)
+{
+    uint64_t bits = 0;
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    if (hw & (1ul << 11)) {                         /* HWCAP_CPUID */
+        uint64_t pfr0, pfr1;
+        __asm__ volatile("mrs %0, ID_AA64PFR0_EL1; mrs %1, ID_AA64PFR1_EL1"
+                         : "=r"(pfr0), "=r"(pfr1));
+        if (pfr0 >> 48 & 0xf) bits |= 1u << 24;     /* DIT */
+        if (pfr1 >> 4 & 0xf) bits |= 1u << 12;      /* SSBS */
+        if (pfr1 >> 8 & 0xf) bits |= 1u << 25;      /* MTE: TCO */
+    } else {
+        if (hw & (1ul << 24)) bits |= 1u << 24;     /* HWCAP_DIT */
+        if (hw & (1ul << 28)) bits |= 1u << 12;     /* HWCAP_SSBS */
+        if (hw2 & (1ul << 18)) bits |= 1u << 25;    /* HWCAP2_MTE */
+    }
+    return bits;
+}
+
+static uint64_t pstate_ext_read(void)
+{
+    uint64_t d, s, t;
+    __asm__ volatile("mrs %0, S3_3_C4_C2_5; mrs %1, S3_3_C4_C2_6; mrs %2, S3_3_C4_C2_7"
+                     : "=r"(d), "=r"(s), "=r"(t));
+    return d | s | t;
+}
+
+static void pstate_ext_write(uint64_t have, uint64_t v)
+{
+    if (have & (1u << 24))
+        __asm__ volatile("msr S3_3_C4_C2_5, %0" : : "r"(v & (1u << 24)));
+    if (have & (1u << 12))
+        __asm__ volatile("msr S3_3_C4_C2_6, %0" : : "r"(v & (1u << 12)));
+    if (have & (1u << 25))
+        __asm__ volatile("msr S3_3_C4_C2_7, %0" : : "r"(v & (1u << 25)));
+}
+
+Test(activation, capture_full_keeps_dit_ssbs_tco)
+{
+    uint64_t have = pstate_ext_bits();
+    if (!have)
+        cr_skip("this CPU has none of DIT, SSBS, MTE");
+    static as_act a;
+    uint64_t before = pstate_ext_read() & have;
+    for (int staged = 0; staged <= 1; staged++) {
+        for (int flip = 0; flip <= 1; flip++) {
+            static volatile uint64_t want, got, recorded;
+            want = flip ? have : 0;
+            pstate_ext_write(have, want);
+            if (as_act_capture_full(&a) == 0) {
+                recorded = a.pstate & have;
+                pstate_ext_write(have, ~want);
+                if (staged)
+                    as__act_resume_staged(&a);
+                as_act_resume(&a);
+            }
+            got = pstate_ext_read() & have;
+            pstate_ext_write(have, before);
+            cr_assert_eq(recorded, want, "recorded %#lx, want %#lx",
+                         (unsigned long)recorded, (unsigned long)want);
+            cr_assert_eq(got, want, "%s resume: %#lx, want %#lx (have %#lx)",
+                         staged ? "staged" : "sigreturn", (unsigned long)got,
+                         (unsigned long)want, (unsigned long)have);
+        }
+    }
+}
+#endif
+
+#if defined(__aarch64__)
 /* ---- roll-forward of a resume interrupted in its tail (aarch64) ---- */
 
 extern const char as__act_ctail[], as__act_cwin[], as__act_ftail[],

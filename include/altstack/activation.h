@@ -17,7 +17,8 @@
  *                 the flags, SP, PC and the whole FP/SIMD state (x86_64: the
  *                 XSAVE components the OS enabled, as the kernel stored them
  *                 in the signal frame, so no XSAVE of our own; aarch64:
- *                 q0-q31, FPSR, FPCR).  as_act_capture_full(a) makes one
+ *                 q0-q31, FPSR, FPCR, and in pstate NZCV plus DIT, SSBS
+ *                 and TCO where the CPU has them).  as_act_capture_full(a) makes one
  *                 at a call, with XSAVEC (XSAVE, FXSAVE where missing).
  *   AS_ACT_FRESH  as_act_init(a, stack, fn, arg): resuming it calls fn(arg)
  *                 on the stack, with the ABI's default FP control state.
@@ -127,7 +128,8 @@ struct __attribute__((aligned(64))) as_act {
 struct __attribute__((aligned(64))) as_act {
     uint64_t x[31];                 /* x0..x30                              */
     uint64_t sp, pc;
-    uint64_t pstate;                /* NZCV in bits 31..28                  */
+    uint64_t pstate;                /* SPSR layout: NZCV 31..28, TCO 25,
+                                       DIT 24, SSBS 12 (FULL)               */
     uint32_t fpsr, fpcr;
     uint16_t kind, pad16;
     uint32_t pad32;
@@ -165,7 +167,7 @@ __attribute__((returns_twice)) AS_API int as_act_capture(as_act *a);
  * record: every register as it is at the call (the return-value register
  * is recorded as 1), the flags, and the FP/SIMD state (x86_64 XSAVEC, or
  * XSAVE, or FXSAVE, with the components the OS enabled minus PKRU; aarch64
- * q0-q31, FPSR, FPCR).  For code that must keep vector registers a call
+ * q0-q31, FPSR, FPCR, and NZCV, DIT, SSBS, TCO where present).  For code that must keep vector registers a call
  * would not (a kernel's entry path, a debugger).  Returns 0, then 1 when
  * resumed.  aarch64 hosted: the resume keeps the signal mask current then.
  * Mode: both.  Async-signal-safe.

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <ucontext.h>
 
 #if AS_ARCH_X86_64
@@ -206,6 +207,35 @@ void as_act_to_ucontext(const as_act *a, void *ucontext)
 #if AS_ARCH_AARCH64
 
 #define FPSIMD_REC_MAGIC 0x46508001u
+
+/*
+ * Which PSTATE bits beyond NZCV capture_full and the staged resume
+ * handle (src/activation.c): from the ID registers where the kernel
+ * emulates them at EL0 (HWCAP_CPUID), else from the hwcaps.
+ */
+AS_HIDDEN extern uint32_t as__act_pstate_ext;
+AS_HIDDEN uint32_t as__act_pstate_from_id(uint64_t pfr0, uint64_t pfr1);
+
+__attribute__((constructor))
+static void act_pstate_detect(void)
+{
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    uint32_t bits = 0;
+    if (hw & (1ul << 11)) {                         /* HWCAP_CPUID */
+        uint64_t pfr0, pfr1;
+        __asm__ volatile("mrs %0, id_aa64pfr0_el1\n\tmrs %1, id_aa64pfr1_el1"
+                         : "=r"(pfr0), "=r"(pfr1));
+        bits = as__act_pstate_from_id(pfr0, pfr1);
+    } else {
+        if (hw & (1ul << 24))                       /* HWCAP_DIT   */
+            bits |= AS_PSTATE_DIT;
+        if (hw & (1ul << 28))                       /* HWCAP_SSBS  */
+            bits |= AS_PSTATE_SSBS;
+        if (hw2 & (1ul << 18))                      /* HWCAP2_MTE  */
+            bits |= AS_PSTATE_TCO;
+    }
+    __atomic_store_n(&as__act_pstate_ext, bits, __ATOMIC_RELAXED);
+}
 
 struct ctx_head { uint32_t magic, size; };
 struct fpsimd_rec {

@@ -77,9 +77,11 @@ AS_FUNC_END(as_act_capture)
  * int as_act_capture_full(as_act *a)
  *   on entry: x0 = a, x30 = the return address.
  * Every register as it is at the call (x0 = 1, what the resumed call
- * returns), NZCV, q0-q31, FPSR, FPCR: a FULL record.  The signal mask is
+ * returns), NZCV and, where the CPU has them, DIT, SSBS and TCO, q0-q31,
+ * FPSR, FPCR: a FULL record.  The signal mask is
  * marked "the current one at resume" (all ones; SIGKILL can never be
- * blocked, so no real mask looks like that).  Clobbers x1 only.
+ * blocked, so no real mask looks like that).  Clobbers x1-x3 (stored
+ * first; corruptible at a call).
  */
 AS_FUNC_BEGIN(as_act_capture_full)
     stp     x2, x3, [x0, #16]
@@ -101,7 +103,21 @@ AS_FUNC_BEGIN(as_act_capture_full)
     mov     x1, sp
     stp     x30, x1, [x0, #AS_ACT_X30]      /* x30, sp */
     mrs     x1, nzcv
-    stp     x30, x1, [x0, #AS_ACT_PC]       /* pc, pstate */
+    /* DIT, SSBS, TCO where the CPU has them (as__act_pstate_ext, in
+     * SPSR positions; an MRS of a missing one is undefined).  Spelled as
+     * S3_3_C4_C2_{5,6,7} so that any assembler takes them. */
+    adrp    x2, as__act_pstate_ext
+    ldr     w2, [x2, :lo12:as__act_pstate_ext]
+    tbz     w2, #24, 1f
+    mrs     x3, S3_3_C4_C2_5        /* DIT  */
+    orr     x1, x1, x3
+1:  tbz     w2, #12, 2f
+    mrs     x3, S3_3_C4_C2_6        /* SSBS */
+    orr     x1, x1, x3
+2:  tbz     w2, #25, 3f
+    mrs     x3, S3_3_C4_C2_7        /* TCO  */
+    orr     x1, x1, x3
+3:  stp     x30, x1, [x0, #AS_ACT_PC]       /* pc, pstate */
     mrs     x1, fpsr
     str     w1, [x0, #AS_ACT_FPSR]
     mrs     x1, fpcr
@@ -252,6 +268,20 @@ AS_ACT_LABEL(as__act_resume_staged)
     ldr     w2, [x0, #AS_ACT_FPCR]
     msr     fpsr, x1
     msr     fpcr, x2
+    /* DIT, SSBS, TCO where present (NZCV waits for the tail). */
+    ldr     x1, [x0, #AS_ACT_PSTATE]
+    adrp    x2, as__act_pstate_ext
+    ldr     w2, [x2, :lo12:as__act_pstate_ext]
+    tbz     w2, #24, 3f
+    and     x3, x1, #AS_PSTATE_DIT
+    msr     S3_3_C4_C2_5, x3
+3:  tbz     w2, #12, 4f
+    and     x3, x1, #AS_PSTATE_SSBS
+    msr     S3_3_C4_C2_6, x3
+4:  tbz     w2, #25, 5f
+    and     x3, x1, #AS_PSTATE_TCO
+    msr     S3_3_C4_C2_7, x3
+5:
     /* Stage x0..x30, the sp slot, pc and pstate: 34 words. */
     mov     x2, x0
     mov     x3, x17
