@@ -468,6 +468,180 @@ Test(activation, rollforward_completes_an_interrupted_tail)
 }
 #endif
 
+#if defined(__x86_64__)
+/* ---- records carry PKRU (protection keys) ---- */
+#include <errno.h>
+#include <sys/mman.h>
+
+static uint32_t rdpkru(void)
+{
+    uint32_t eax, edx;
+    __asm__ volatile("rdpkru" : "=a"(eax), "=d"(edx) : "c"(0));
+    return eax;
+}
+
+static void wrpkru(uint32_t v)
+{
+    __asm__ volatile("wrpkru" : : "a"(v), "c"(0), "d"(0) : "memory");
+}
+
+/* A key this thread may read but not write: PKRU then differs from both
+ * the initial value (0) and what signal handlers start with. */
+static int pk_key = -1;
+static uint32_t pk_rights;
+static void pk_setup(void)
+{
+    pk_key = pkey_alloc(0, PKEY_DISABLE_WRITE);
+    if (pk_key < 0)
+        cr_skip("no protection keys (pkey_alloc: %s)", strerror(errno));
+    pk_rights = rdpkru();
+    cr_assert_neq(pk_rights & (2u << (2 * pk_key)), 0, "write-disabled key %d", pk_key);
+}
+static void pk_teardown(void)
+{
+    if (pk_key >= 0) {
+        wrpkru(pk_rights & ~(3u << (2 * pk_key)));
+        pkey_free(pk_key);
+    }
+}
+
+static as_act pk_rec;
+static volatile uint32_t pk_in_handler;
+
+static void pk_to_uc_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)si;
+    pk_in_handler = rdpkru();
+    as_act_from_ucontext(&pk_rec, uc);
+    as_act_to_ucontext(&pk_rec, uc);
+}
+
+Test(activation, from_and_to_ucontext_keep_pkru, .fini = pk_teardown)
+{
+    pk_setup();
+    struct sigaction sa = { .sa_sigaction = pk_to_uc_handler, .sa_flags = SA_SIGINFO };
+    sigaction(SIGUSR2, &sa, NULL);
+    raise(SIGUSR2);
+    uint32_t after = rdpkru();
+    cr_log_info("PKRU %#x, in the handler %#x, after %#x", pk_rights, pk_in_handler, after);
+    cr_assert_eq(pk_rec.flags & AS_ACT_F_PKRU, AS_ACT_F_PKRU, "the record holds PKRU");
+    cr_assert_eq(pk_rec.pkru, pk_rights, "the frame's PKRU, not the handler's");
+    cr_assert_eq(after, pk_rights, "sigreturn of the written frame restores PKRU %#x, got %#x",
+                 pk_rights, after);
+}
+
+/* The handler leaves through as_act_resume of a pooled FULL record, with
+ * PKRU changed meanwhile: the resumed code must get its own back. */
+static as_act_pool pk_pool;
+static as_act *pk_recs;
+static void pk_resume_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)si;
+    as_act *a = as_act_alloc(&pk_pool);
+    if (!a)
+        return;
+    as_act_from_ucontext(a, uc);
+    wrpkru(0);                          /* the handler opens everything */
+    as_act_resume(a);
+}
+
+Test(activation, full_resume_restores_pkru, .fini = pk_teardown)
+{
+    pk_setup();
+    pk_recs = new_records(2);
+    cr_assert_eq(as_act_pool_init(&pk_pool, pk_recs, 2), 0);
+    struct sigaction sa = { .sa_sigaction = pk_resume_handler, .sa_flags = SA_SIGINFO | SA_NODEFER };
+    sigaction(SIGUSR2, &sa, NULL);
+    raise(SIGUSR2);
+    uint32_t after = rdpkru();
+    cr_assert_eq(as_act_pool_free(&pk_pool), 2);
+    cr_assert_eq(after, pk_rights, "resumed with PKRU %#x, want %#x", after, pk_rights);
+    free(pk_recs);
+}
+
+/* A CALL record keeps the rights it was captured with; a FRESH record has
+ * none of its own and runs with the live ones. */
+static volatile uint32_t pk_fresh_saw;
+static as_act pk_back;
+static void pk_fresh_fn(void *arg)
+{
+    (void)arg;
+    pk_fresh_saw = rdpkru();
+    as_act_resume(&pk_back);
+}
+
+Test(activation, call_resume_restores_pkru_fresh_keeps_the_live_one, .fini = pk_teardown)
+{
+    pk_setup();
+    static as_act a;
+    if (as_act_capture(&a) == 0) {
+        wrpkru(0);
+        as_act_resume(&a);
+    }
+    uint32_t after = rdpkru();
+    cr_assert_eq(after, pk_rights, "CALL: resumed with PKRU %#x, want %#x", after, pk_rights);
+
+    as_stack st;
+    cr_assert_eq(as_stack_alloc(&st, 64 << 10), 0);
+    static as_act f;
+    as_act_init(&f, &st, pk_fresh_fn, NULL);
+    uint32_t live = pk_rights ^ (1u << (2 * pk_key));   /* also access-disabled */
+    wrpkru(live);
+    if (as_act_capture(&pk_back) == 0)
+        as_act_resume(&f);
+    wrpkru(pk_rights);
+    cr_assert_eq(pk_fresh_saw, live, "FRESH: PKRU %#x, want the live %#x", pk_fresh_saw, live);
+    as_stack_free(&st);
+}
+
+/* ---- a larger XSAVE area than a record's FP area (AMX-like) ---- */
+
+void as__act_cpu_reinit(void);
+extern void (*as__act_cpuid_hook)(uint32_t leaf, uint32_t sub, uint32_t r[4]);
+
+/* The real CPUID, plus AMX-like tile config (17) and data (18): enabled
+ * in XCR0, first-use disableable (XFD), and the data ending at 11008. */
+static void big_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+    if (leaf == 0xffffffffu) {
+        __asm__ volatile("xgetbv" : "=a"(r[0]), "=d"(r[3]) : "c"(0));
+        r[0] |= 3u << 17;
+        return;
+    }
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                     : "a"(leaf), "c"(sub));
+    if (leaf == 0xd && sub == 0) {
+        r[0] |= 3u << 17;
+        r[1] = r[2] = 11008;
+    } else if (leaf == 0xd && sub == 17) {
+        r[0] = 64; r[1] = 2752; r[2] = 1u << 4 | 1u << 1; r[3] = 0;
+    } else if (leaf == 0xd && sub == 18) {
+        r[0] = 8192; r[1] = 2816; r[2] = 1u << 4 | 1u << 1; r[3] = 0;
+    }
+}
+
+static void big_fini(void)
+{
+    as__act_cpuid_hook = NULL;
+    as__act_cpu_reinit();
+}
+
+Test(activation, records_work_where_the_xsave_area_is_larger, .fini = big_fini)
+{
+    if (act_probe_level() == 0)
+        cr_skip("no XSAVE");
+    uint64_t real = as_act_fpu_mask();
+    as__act_cpuid_hook = big_cpuid;
+    as__act_cpu_reinit();
+    cr_assert_eq(as_act_fpu_size(), 11008);
+    cr_assert_eq(as_act_fpu_check(), -AS_ENOSPC, "tile state is left out of records");
+    cr_assert_eq(as_act_fpu_mask(), real, "the record holds what it held, no tiles: %#lx",
+                 (unsigned long)as_act_fpu_mask());
+    /* Pools and full records work all the same: every register survives. */
+    act_probe_check(run_full_probe(11, 300, 0));
+}
+#endif
+
 /* ---- as_act_capture_full: vector registers come back, by resume or
  * through a signal frame (as_act_to_ucontext, sigreturn) ---- */
 
@@ -534,7 +708,7 @@ Test(activation, staged_full_resume_keeps_all_but_x16)
 /* The bits this CPU has, in SPSR positions, found independently of the
  * library: ID registers (the kernel emulates them at EL0 with
  * HWCAP_CPUID), else the hwcaps. */
-static uint64_t pstate_ext_bits(void)
+__attribute__((noinline)) static uint64_t pstate_ext_bits(void)
 {
     uint64_t bits = 0;
     unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
