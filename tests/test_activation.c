@@ -594,6 +594,48 @@ Test(activation, call_resume_restores_pkru_fresh_keeps_the_live_one, .fini = pk_
     as_stack_free(&st);
 }
 
+/* Preemption: the upcall runs with the handler's PKRU, changes it (as a
+ * scheduler entering another domain would) and resumes the preempted
+ * record, which must come back with exactly its own rights. */
+static volatile int pk_upcalls;
+static void pk_upcall(as_act *interrupted, void *arg)
+{
+    (void)arg;
+    pk_upcalls++;
+    wrpkru(0);
+    as_act_resume(interrupted);
+}
+
+Test(activation, preempted_code_keeps_its_pkru, .fini = pk_teardown)
+{
+    pk_setup();
+    static as_act prec[4] __attribute__((aligned(64)));
+    static as_act_pool pp;
+    cr_assert_eq(as_act_pool_init(&pp, prec, 4), 0);
+    as_stack up;
+    cr_assert_eq(as_stack_alloc(&up, 256 << 10), 0);
+    as_preempt_cfg cfg = { .interval_us = 10000000, .upcall = pk_upcall,
+                           .pool = &pp, .upcall_stack = &up };
+    cr_assert_eq(as_preempt_start(&cfg), 0);
+    int wrong = 0;
+    uint32_t seen = pk_rights;
+    for (int i = 0; i < 200; i++) {
+        raise(as_preempt_signal());         /* a tick, now */
+        uint32_t now = rdpkru();
+        if (now != pk_rights) {
+            wrong++;
+            seen = now;
+            wrpkru(pk_rights);
+        }
+    }
+    as_preempt_stop();
+    as_stack_free(&up);
+    cr_assert_gt(pk_upcalls, 100, "the upcall ran (%d times)", pk_upcalls);
+    cr_assert_eq(wrong, 0, "%d of 200 preemptions resumed with PKRU %#x, want %#x",
+                 wrong, seen, pk_rights);
+    cr_assert_eq(as_act_pool_free(&pp), 4);
+}
+
 /* ---- a larger XSAVE area than a record's FP area (AMX-like) ---- */
 
 void as__act_cpu_reinit(void);
