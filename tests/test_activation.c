@@ -636,6 +636,42 @@ Test(activation, preempted_code_keeps_its_pkru, .fini = pk_teardown)
     cr_assert_eq(as_act_pool_free(&pp), 4);
 }
 
+/* The full resume restores fewer components than the mask where it can
+ * (only what the record marks or the live state uses): a component the
+ * record holds in its initial state must come back initial even when the
+ * live one is in use. */
+Test(activation, full_resume_initialises_what_the_record_holds_initial)
+{
+    static int level;
+    level = act_probe_level();
+    if (level == 0)
+        cr_skip("no AVX: no upper vector state to test with");
+    static unsigned bit;
+    bit = level == 2 ? 7 : 2;                   /* Hi16_ZMM, or YMM_Hi128 */
+    if (!(as_act_fpu_mask() >> bit & 1))
+        cr_skip("the record does not hold component %u", bit);
+    static as_act r;
+    static unsigned char out[64] __attribute__((aligned(64)));
+    if (as_act_capture_full(&r) == 0) {
+        uint64_t bv;
+        memcpy(&bv, r.fpu + 512, 8);
+        bv &= ~(1ull << bit);                   /* the record: initial */
+        memcpy(r.fpu + 512, &bv, 8);
+        if (level == 2)                         /* live: in use */
+            __asm__ volatile("vpternlogd $0xff, %%zmm16, %%zmm16, %%zmm16" ::: "memory");
+        else
+            __asm__ volatile("vpcmpeqd %%ymm15, %%ymm15, %%ymm15" ::: "xmm15");
+        as_act_resume(&r);
+    }
+    if (level == 2)
+        __asm__ volatile("vmovdqu64 %%zmm16, %0" : "=m"(out));
+    else
+        __asm__ volatile("vmovdqu %%ymm15, %0\n\tvzeroupper" : "=m"(out) : : "xmm15");
+    static const unsigned char zero[64];
+    cr_assert_eq(memcmp(out + (level == 2 ? 0 : 16), zero, level == 2 ? 64 : 16), 0,
+                 "component %u came back in use, not initial", bit);
+}
+
 /* ---- a larger XSAVE area than a record's FP area (AMX-like) ---- */
 
 void as__act_cpu_reinit(void);
