@@ -11,8 +11,13 @@
 //                              where the CPU has it), back into a loop:
 //       altstack     as_act_resume of an as_act_from_ucontext record
 //       rt_sigreturn rt_sigreturn of the kernel's own frame, kept intact
-//     Both iterations also include one as_act_capture/as_act_resume pair
-//     that brings the resumed code back to the loop (a few ns).
+//       xrstor       the floor: a bare XRSTOR of the very record's FP area
+//                    with the mask the resume uses (x86_64 only), which
+//                    is all the hardware must do to bring that state back
+//     Every iteration also includes one as_act_capture/as_act_resume pair
+//     (a CALL record, ~15 ns) that brings the resumed code back to the
+//     loop; the floor pays the same pair around its XRSTOR, so the ratio
+//     compares the full resume with the XRSTOR alone.
 //   preempt_rt/<impl>          a signal to ourselves and back:
 //       altstack     tick -> handler captures -> upcall -> as_act_resume
 //       bare_signal  signal -> empty SA_SIGINFO handler -> sigreturn
@@ -202,6 +207,38 @@ static void BM_full_sigreturn(benchmark::State &st)
     as_stack_free(&s);
 }
 BENCHMARK(BM_full_sigreturn)->Name("act_full_resume/rt_sigreturn");
+
+#if defined(__x86_64__)
+extern "C" uint64_t as__act_xmask;  // the mask as_act_resume restores with
+
+static NOINLINE void full_xrstor_once(uint64_t m)
+{
+    if (as_act_capture(&g_back) == 0) {
+        // The same area, the same requested-feature bitmap as the resume;
+        // what it loads (AVX-512 included) this code never reads.
+        __asm__ volatile("xrstor64 %0" : : "m"(g_full.fpu), "a"((uint32_t)m),
+                         "d"((uint32_t)(m >> 32)) : "memory");
+        as_act_resume(&g_back);
+    }
+}
+
+static void BM_full_xrstor(benchmark::State &st)
+{
+    as_stack s = full_setup(CAPTURE_RECORD);
+    uint64_t m = as__act_xmask;
+    if (!m) {
+        st.SkipWithError("no XSAVE: the resume uses FXRSTOR");
+        g_bench_active = 0;
+        as_stack_free(&s);
+        return;
+    }
+    for (auto _ : st)
+        full_xrstor_once(m);
+    g_bench_active = 0;
+    as_stack_free(&s);
+}
+BENCHMARK(BM_full_xrstor)->Name("act_full_resume/xrstor");
+#endif
 
 // ---------------------------------------------------------------------------
 // preempt_rt

@@ -59,6 +59,9 @@ _Static_assert(offsetof(as_act, rip) == AS_ACT_RIP, "layout");
 _Static_assert(offsetof(as_act, rsp) == AS_ACT_RSP, "layout");
 _Static_assert(offsetof(as_act, mxcsr) == AS_ACT_MXCSR, "layout");
 _Static_assert(offsetof(as_act, fcw) == AS_ACT_FCW, "layout");
+_Static_assert(offsetof(as_act, pkru) == AS_ACT_PKRU, "layout");
+_Static_assert(offsetof(as_act, flags) == AS_ACT_FLAGS, "layout");
+_Static_assert(AS_ACT_F_PKRU == AS_ACT_F_PKRU_BIT, "layout");
 _Static_assert(offsetof(as_act, fpu) == AS_ACT_FPU, "layout");
 _Static_assert(AS_ACT_STAGE == AS_ACT_RIP + 8, "staging = r15 .. rip");
 
@@ -68,21 +71,49 @@ AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[
     as__act_ftail_popf[], as__act_ftail_ret[], as__act_ftail_end[];
 
 /*
- * The XSAVE mask as_act_resume restores with (0: FXRSTOR), and the size
- * the CPU wants.  Computed once from CPUID; racing first calls compute the
- * same values, so plain relaxed stores suffice (async-signal-safe).
+ * What a record holds, computed once from CPUID and XCR0; racing first
+ * calls compute the same values, so plain relaxed stores suffice
+ * (async-signal-safe):
+ *   as__act_xmask   the XSAVE components a record holds and as_act_resume
+ *                   restores (0: FXSAVE/FXRSTOR): every component XCR0
+ *                   enables except PKRU (kept in a->pkru, never restored by
+ *                   XRSTOR: from a zeroed header that would set PKRU to 0),
+ *                   components the OS may disable until first use (XFD,
+ *                   CPUID.(0xD,i):ECX[4]: AMX tile config and data; an
+ *                   XRSTOR naming them while disarmed faults) and any whose
+ *                   standard-format area ends past AS_ACT_FPU_SIZE.  What a
+ *                   record does not hold, a resume leaves as it is.
+ *   as__act_pku     1 where the OS enabled protection keys (CPUID.7:ECX[4]
+ *                   OSPKE): records then carry PKRU.
+ *   act_fpu_size    the XSAVE size XCR0 asks for (CPUID.(0xD,0):EBX).
+ * The CPUID and XGETBV reads go through as__act_cpuid_hook when a test
+ * sets it (as__act_cpu_reinit recomputes): that is how the suites make
+ * the library believe in a larger XSAVE area than the CPU has.
  */
 AS_HIDDEN uint64_t as__act_xmask;
 AS_HIDDEN uint8_t as__act_xsavec;
+AS_HIDDEN uint8_t as__act_pku;
+AS_HIDDEN void (*as__act_cpuid_hook)(uint32_t leaf, uint32_t sub, uint32_t r[4]);
 static size_t act_fpu_size;
+static uint64_t act_xcr0_user;
 static int act_cpu_done;
 
 #define XFEATURE_PKRU (1ull << 9)
+#define XGETBV_LEAF   0xffffffffu       /* the hook's name for XGETBV(0)  */
 
 static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
-                     : "a"(leaf), "c"(sub));
+    void (*hook)(uint32_t, uint32_t, uint32_t *) =
+        __atomic_load_n(&as__act_cpuid_hook, __ATOMIC_RELAXED);
+    if (hook) {
+        hook(leaf, sub, r);
+        return;
+    }
+    if (leaf == XGETBV_LEAF)
+        __asm__ volatile("xgetbv" : "=a"(r[0]), "=d"(r[3]) : "c"(0));
+    else
+        __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                         : "a"(leaf), "c"(sub));
 }
 
 AS_HIDDEN void as__act_cpu_init(void)
@@ -90,17 +121,18 @@ AS_HIDDEN void as__act_cpu_init(void)
     if (__atomic_load_n(&act_cpu_done, __ATOMIC_ACQUIRE))
         return;
     uint32_t r[4];
-    uint64_t mask = 0;
+    uint64_t mask = 0, user = 0;
     size_t size = 512;                          /* FXSAVE */
+    uint8_t pku = 0;
+    cpuid(0, 0, r);
+    uint32_t max_leaf = r[0];
     cpuid(1, 0, r);
     if ((r[2] & (1u << 26)) && (r[2] & (1u << 27))) {   /* XSAVE, OSXSAVE */
-        uint32_t lo, hi;
-        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-        uint64_t xcr0 = (uint64_t)hi << 32 | lo;
+        cpuid(XGETBV_LEAF, 0, r);
+        uint64_t xcr0 = (uint64_t)r[3] << 32 | r[0];
         cpuid(0xd, 0, r);
         size = r[1];
-        /* Never restore a record's PKRU over the live one; keep only the
-         * components that fit the record (standard format offsets). */
+        user = xcr0;
         mask = xcr0 & ~XFEATURE_PKRU;
         cpuid(0xd, 1, r);
         __atomic_store_n(&as__act_xsavec, (uint8_t)(r[0] >> 1 & 1), __ATOMIC_RELAXED);
@@ -108,19 +140,52 @@ AS_HIDDEN void as__act_cpu_init(void)
             if (!(mask >> i & 1))
                 continue;
             cpuid(0xd, i, r);
-            if ((uint64_t)r[1] + r[0] > AS_ACT_FPU_SIZE)
+            if ((r[2] & (1u << 4)) || (uint64_t)r[1] + r[0] > AS_ACT_FPU_SIZE)
                 mask &= ~(1ull << i);
         }
     }
+    if (max_leaf >= 7) {
+        cpuid(7, 0, r);
+        pku = (r[2] >> 4) & 1;                  /* OSPKE */
+    }
+    __atomic_store_n(&as__act_pku, pku, __ATOMIC_RELAXED);
     __atomic_store_n(&as__act_xmask, mask, __ATOMIC_RELAXED);
+    __atomic_store_n(&act_xcr0_user, user, __ATOMIC_RELAXED);
     __atomic_store_n(&act_fpu_size, size, __ATOMIC_RELAXED);
     __atomic_store_n(&act_cpu_done, 1, __ATOMIC_RELEASE);
+}
+
+#if AS_HOSTED
+/* Hosted programs know what a record holds before their first capture
+ * (a CALL capture only reads as__act_pku; it never computes it). */
+__attribute__((constructor)) static void act_cpu_startup(void) { as__act_cpu_init(); }
+#endif
+
+/* Forget what as__act_cpu_init found and look again (tests, with or
+ * without as__act_cpuid_hook; not concurrent with any activation use). */
+AS_HIDDEN void as__act_cpu_reinit(void)
+{
+    __atomic_store_n(&act_cpu_done, 0, __ATOMIC_RELEASE);
+    as__act_cpu_init();
 }
 
 size_t as_act_fpu_size(void)
 {
     as__act_cpu_init();
     return act_fpu_size;
+}
+
+uint64_t as_act_fpu_mask(void)
+{
+    as__act_cpu_init();
+    return as__act_xmask ? as__act_xmask : 3;
+}
+
+int as_act_fpu_check(void)
+{
+    as__act_cpu_init();
+    uint64_t want = act_xcr0_user & ~XFEATURE_PKRU;
+    return (as__act_xmask | 3) == (want | 3) ? 0 : -AS_ENOSPC;
 }
 
 /* A FRESH record: the CALL resume jumps to as__act_start with rbx = fn,
@@ -134,6 +199,7 @@ static void fresh_fill(as_act *a, uintptr_t top, void (*fn)(void *), void *arg)
     a->rbp = a->r13 = a->r14 = a->r15 = 0;
     a->mxcsr = AS_MXCSR_DEFAULT;
     a->fcw = AS_FCW_DEFAULT;
+    a->flags = 0;                       /* the live PKRU: no rights of its own */
 }
 
 #define ACT_PC(a) ((a)->rip)
@@ -201,7 +267,47 @@ AS_HIDDEN extern const char as__act_cwin[], as__act_ctail[], as__act_ctail_end[]
 AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[],
     as__act_ftail_ret[], as__act_ftail_end[];
 
-size_t as_act_fpu_size(void) { return AS_ACT_FPU_SIZE; }
+/*
+ * The PSTATE bits beyond NZCV this CPU has (AS_PSTATE_DIT, _SSBS, _TCO,
+ * in their SPSR positions): capture_full reads and the staged resume
+ * writes exactly these, since an MRS/MSR of a missing one is undefined.
+ * Hosted builds set it at start-up (src/hosted/ucontext.c, from the
+ * hwcaps); freestanding ones on the first as_act_pool_init or
+ * as_act_fpu_size, from the ID registers EL1 can read.
+ */
+AS_HIDDEN uint32_t as__act_pstate_ext;
+
+AS_HIDDEN uint32_t as__act_pstate_from_id(uint64_t pfr0, uint64_t pfr1)
+{
+    uint32_t bits = 0;
+    if (pfr0 >> 48 & 0xf)
+        bits |= AS_PSTATE_DIT;          /* ID_AA64PFR0_EL1.DIT  */
+    if (pfr1 >> 4 & 0xf)
+        bits |= AS_PSTATE_SSBS;         /* ID_AA64PFR1_EL1.SSBS */
+    if (pfr1 >> 8 & 0xf)
+        bits |= AS_PSTATE_TCO;          /* ID_AA64PFR1_EL1.MTE  */
+    return bits;
+}
+
+static void act_cpu_init(void)
+{
+#if !AS_HOSTED
+    uint64_t pfr0, pfr1;
+    __asm__ volatile("mrs %0, id_aa64pfr0_el1\n\tmrs %1, id_aa64pfr1_el1"
+                     : "=r"(pfr0), "=r"(pfr1));
+    __atomic_store_n(&as__act_pstate_ext, as__act_pstate_from_id(pfr0, pfr1),
+                     __ATOMIC_RELAXED);
+#endif
+}
+
+size_t as_act_fpu_size(void)
+{
+    act_cpu_init();
+    return AS_ACT_FPU_SIZE;
+}
+
+uint64_t as_act_fpu_mask(void) { return 3; }      /* FPSIMD: q0-q31, FPSR, FPCR */
+int as_act_fpu_check(void) { return 0; }
 
 /* A FRESH record: the CALL resume returns (ret x16) to as__act_start with
  * x19 = fn, x20 = arg, x29 = 0 at the top of the stack. */
@@ -284,19 +390,13 @@ int as_act_resume_busy(uintptr_t pc)
            !in(pc, as__act_ftail, as__act_ftail_end);
 }
 
-int as_act_fpu_check(void)
-{
-    return as_act_fpu_size() <= AS_ACT_FPU_SIZE ? 0 : -AS_ENOSPC;
-}
-
 int as_act_kind(const as_act *a) { return a ? a->kind : AS_ACT_NONE; }
 
 int as_act_pool_init(as_act_pool *p, as_act *records, size_t n)
 {
     if (!p || !records || n == 0 || n >= SLOT_MASK || ((uintptr_t)records & 63))
         return -AS_EINVAL;
-    if (as_act_fpu_check() != 0)
-        return -AS_ENOSPC;
+    (void)as_act_fpu_size();            /* what a record holds, now */
     for (size_t i = 0; i < n; i++) {
         as_act *r = &records[i];
         r->pool = p;

@@ -468,6 +468,258 @@ Test(activation, rollforward_completes_an_interrupted_tail)
 }
 #endif
 
+#if defined(__x86_64__)
+/* ---- records carry PKRU (protection keys) ---- */
+#include <errno.h>
+#include <sys/mman.h>
+
+static uint32_t rdpkru(void)
+{
+    uint32_t eax, edx;
+    __asm__ volatile("rdpkru" : "=a"(eax), "=d"(edx) : "c"(0));
+    return eax;
+}
+
+static void wrpkru(uint32_t v)
+{
+    __asm__ volatile("wrpkru" : : "a"(v), "c"(0), "d"(0) : "memory");
+}
+
+/* A key this thread may read but not write: PKRU then differs from both
+ * the initial value (0) and what signal handlers start with. */
+static int pk_key = -1;
+static uint32_t pk_rights;
+static void pk_setup(void)
+{
+    pk_key = pkey_alloc(0, PKEY_DISABLE_WRITE);
+    if (pk_key < 0)
+        cr_skip("no protection keys (pkey_alloc: %s)", strerror(errno));
+    pk_rights = rdpkru();
+    cr_assert_neq(pk_rights & (2u << (2 * pk_key)), 0, "write-disabled key %d", pk_key);
+}
+static void pk_teardown(void)
+{
+    if (pk_key >= 0) {
+        wrpkru(pk_rights & ~(3u << (2 * pk_key)));
+        pkey_free(pk_key);
+    }
+}
+
+static as_act pk_rec;
+static volatile uint32_t pk_in_handler;
+
+static void pk_to_uc_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)si;
+    pk_in_handler = rdpkru();
+    as_act_from_ucontext(&pk_rec, uc);
+    as_act_to_ucontext(&pk_rec, uc);
+}
+
+Test(activation, from_and_to_ucontext_keep_pkru, .fini = pk_teardown)
+{
+    pk_setup();
+    struct sigaction sa = { .sa_sigaction = pk_to_uc_handler, .sa_flags = SA_SIGINFO };
+    sigaction(SIGUSR2, &sa, NULL);
+    raise(SIGUSR2);
+    uint32_t after = rdpkru();
+    cr_log_info("PKRU %#x, in the handler %#x, after %#x", pk_rights, pk_in_handler, after);
+    cr_assert_eq(pk_rec.flags & AS_ACT_F_PKRU, AS_ACT_F_PKRU, "the record holds PKRU");
+    cr_assert_eq(pk_rec.pkru, pk_rights, "the frame's PKRU, not the handler's");
+    cr_assert_eq(after, pk_rights, "sigreturn of the written frame restores PKRU %#x, got %#x",
+                 pk_rights, after);
+}
+
+/* The handler leaves through as_act_resume of a pooled FULL record, with
+ * PKRU changed meanwhile: the resumed code must get its own back. */
+static as_act_pool pk_pool;
+static as_act *pk_recs;
+static void pk_resume_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)si;
+    as_act *a = as_act_alloc(&pk_pool);
+    if (!a)
+        return;
+    as_act_from_ucontext(a, uc);
+    wrpkru(0);                          /* the handler opens everything */
+    as_act_resume(a);
+}
+
+Test(activation, full_resume_restores_pkru, .fini = pk_teardown)
+{
+    pk_setup();
+    pk_recs = new_records(2);
+    cr_assert_eq(as_act_pool_init(&pk_pool, pk_recs, 2), 0);
+    struct sigaction sa = { .sa_sigaction = pk_resume_handler, .sa_flags = SA_SIGINFO | SA_NODEFER };
+    sigaction(SIGUSR2, &sa, NULL);
+    raise(SIGUSR2);
+    uint32_t after = rdpkru();
+    cr_assert_eq(as_act_pool_free(&pk_pool), 2);
+    cr_assert_eq(after, pk_rights, "resumed with PKRU %#x, want %#x", after, pk_rights);
+    free(pk_recs);
+}
+
+/* A CALL record keeps the rights it was captured with; a FRESH record has
+ * none of its own and runs with the live ones. */
+static volatile uint32_t pk_fresh_saw;
+static as_act pk_back;
+static void pk_fresh_fn(void *arg)
+{
+    (void)arg;
+    pk_fresh_saw = rdpkru();
+    as_act_resume(&pk_back);
+}
+
+Test(activation, call_resume_restores_pkru_fresh_keeps_the_live_one, .fini = pk_teardown)
+{
+    pk_setup();
+    static as_act a;
+    if (as_act_capture(&a) == 0) {
+        wrpkru(0);
+        as_act_resume(&a);
+    }
+    uint32_t after = rdpkru();
+    cr_assert_eq(after, pk_rights, "CALL: resumed with PKRU %#x, want %#x", after, pk_rights);
+
+    as_stack st;
+    cr_assert_eq(as_stack_alloc(&st, 64 << 10), 0);
+    static as_act f;
+    as_act_init(&f, &st, pk_fresh_fn, NULL);
+    uint32_t live = pk_rights ^ (1u << (2 * pk_key));   /* also access-disabled */
+    wrpkru(live);
+    if (as_act_capture(&pk_back) == 0)
+        as_act_resume(&f);
+    wrpkru(pk_rights);
+    cr_assert_eq(pk_fresh_saw, live, "FRESH: PKRU %#x, want the live %#x", pk_fresh_saw, live);
+    as_stack_free(&st);
+}
+
+/* Preemption: the upcall runs with the handler's PKRU, changes it (as a
+ * scheduler entering another domain would) and resumes the preempted
+ * record, which must come back with exactly its own rights. */
+static volatile int pk_upcalls;
+static void pk_upcall(as_act *interrupted, void *arg)
+{
+    (void)arg;
+    pk_upcalls++;
+    wrpkru(0);
+    as_act_resume(interrupted);
+}
+
+Test(activation, preempted_code_keeps_its_pkru, .fini = pk_teardown)
+{
+    pk_setup();
+    static as_act prec[4] __attribute__((aligned(64)));
+    static as_act_pool pp;
+    cr_assert_eq(as_act_pool_init(&pp, prec, 4), 0);
+    as_stack up;
+    cr_assert_eq(as_stack_alloc(&up, 256 << 10), 0);
+    as_preempt_cfg cfg = { .interval_us = 10000000, .upcall = pk_upcall,
+                           .pool = &pp, .upcall_stack = &up };
+    cr_assert_eq(as_preempt_start(&cfg), 0);
+    int wrong = 0;
+    uint32_t seen = pk_rights;
+    for (int i = 0; i < 200; i++) {
+        raise(as_preempt_signal());         /* a tick, now */
+        uint32_t now = rdpkru();
+        if (now != pk_rights) {
+            wrong++;
+            seen = now;
+            wrpkru(pk_rights);
+        }
+    }
+    as_preempt_stop();
+    as_stack_free(&up);
+    cr_assert_gt(pk_upcalls, 100, "the upcall ran (%d times)", pk_upcalls);
+    cr_assert_eq(wrong, 0, "%d of 200 preemptions resumed with PKRU %#x, want %#x",
+                 wrong, seen, pk_rights);
+    cr_assert_eq(as_act_pool_free(&pp), 4);
+}
+
+/* The full resume restores fewer components than the mask where it can
+ * (only what the record marks or the live state uses): a component the
+ * record holds in its initial state must come back initial even when the
+ * live one is in use. */
+Test(activation, full_resume_initialises_what_the_record_holds_initial)
+{
+    static int level;
+    level = act_probe_level();
+    if (level == 0)
+        cr_skip("no AVX: no upper vector state to test with");
+    static unsigned bit;
+    bit = level == 2 ? 7 : 2;                   /* Hi16_ZMM, or YMM_Hi128 */
+    if (!(as_act_fpu_mask() >> bit & 1))
+        cr_skip("the record does not hold component %u", bit);
+    static as_act r;
+    static unsigned char out[64] __attribute__((aligned(64)));
+    if (as_act_capture_full(&r) == 0) {
+        uint64_t bv;
+        memcpy(&bv, r.fpu + 512, 8);
+        bv &= ~(1ull << bit);                   /* the record: initial */
+        memcpy(r.fpu + 512, &bv, 8);
+        if (level == 2)                         /* live: in use */
+            __asm__ volatile("vpternlogd $0xff, %%zmm16, %%zmm16, %%zmm16" ::: "memory");
+        else
+            __asm__ volatile("vpcmpeqd %%ymm15, %%ymm15, %%ymm15" ::: "xmm15");
+        as_act_resume(&r);
+    }
+    if (level == 2)
+        __asm__ volatile("vmovdqu64 %%zmm16, %0" : "=m"(out));
+    else
+        __asm__ volatile("vmovdqu %%ymm15, %0\n\tvzeroupper" : "=m"(out) : : "xmm15");
+    static const unsigned char zero[64];
+    cr_assert_eq(memcmp(out + (level == 2 ? 0 : 16), zero, level == 2 ? 64 : 16), 0,
+                 "component %u came back in use, not initial", bit);
+}
+
+/* ---- a larger XSAVE area than a record's FP area (AMX-like) ---- */
+
+void as__act_cpu_reinit(void);
+extern void (*as__act_cpuid_hook)(uint32_t leaf, uint32_t sub, uint32_t r[4]);
+
+/* The real CPUID, plus AMX-like tile config (17) and data (18): enabled
+ * in XCR0, first-use disableable (XFD), and the data ending at 11008. */
+static void big_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+    if (leaf == 0xffffffffu) {
+        __asm__ volatile("xgetbv" : "=a"(r[0]), "=d"(r[3]) : "c"(0));
+        r[0] |= 3u << 17;
+        return;
+    }
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                     : "a"(leaf), "c"(sub));
+    if (leaf == 0xd && sub == 0) {
+        r[0] |= 3u << 17;
+        r[1] = r[2] = 11008;
+    } else if (leaf == 0xd && sub == 17) {
+        r[0] = 64; r[1] = 2752; r[2] = 1u << 4 | 1u << 1; r[3] = 0;
+    } else if (leaf == 0xd && sub == 18) {
+        r[0] = 8192; r[1] = 2816; r[2] = 1u << 4 | 1u << 1; r[3] = 0;
+    }
+}
+
+static void big_fini(void)
+{
+    as__act_cpuid_hook = NULL;
+    as__act_cpu_reinit();
+}
+
+Test(activation, records_work_where_the_xsave_area_is_larger, .fini = big_fini)
+{
+    if (act_probe_level() == 0)
+        cr_skip("no XSAVE");
+    uint64_t real = as_act_fpu_mask();
+    as__act_cpuid_hook = big_cpuid;
+    as__act_cpu_reinit();
+    cr_assert_eq(as_act_fpu_size(), 11008);
+    cr_assert_eq(as_act_fpu_check(), -AS_ENOSPC, "tile state is left out of records");
+    cr_assert_eq(as_act_fpu_mask(), real, "the record holds what it held, no tiles: %#lx",
+                 (unsigned long)as_act_fpu_mask());
+    /* Pools and full records work all the same: every register survives. */
+    act_probe_check(run_full_probe(11, 300, 0));
+}
+#endif
+
 /* ---- as_act_capture_full: vector registers come back, by resume or
  * through a signal frame (as_act_to_ucontext, sigreturn) ---- */
 
@@ -528,10 +780,85 @@ Test(activation, staged_full_resume_keeps_all_but_x16)
 #endif
 
 #if defined(__aarch64__)
+/* ---- PSTATE beyond NZCV: DIT, SSBS, TCO survive capture_full + resume ---- */
+#include <sys/auxv.h>
+
+/* The bits this CPU has, in SPSR positions, found independently of the
+ * library: ID registers (the kernel emulates them at EL0 with
+ * HWCAP_CPUID), else the hwcaps. */
+__attribute__((noinline)) static uint64_t pstate_ext_bits(void)
+{
+    uint64_t bits = 0;
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    if (hw & (1ul << 11)) {                         /* HWCAP_CPUID */
+        uint64_t pfr0, pfr1;
+        __asm__ volatile("mrs %0, ID_AA64PFR0_EL1; mrs %1, ID_AA64PFR1_EL1"
+                         : "=r"(pfr0), "=r"(pfr1));
+        if (pfr0 >> 48 & 0xf) bits |= 1u << 24;     /* DIT */
+        if (pfr1 >> 4 & 0xf) bits |= 1u << 12;      /* SSBS */
+        if (pfr1 >> 8 & 0xf) bits |= 1u << 25;      /* MTE: TCO */
+    } else {
+        if (hw & (1ul << 24)) bits |= 1u << 24;     /* HWCAP_DIT */
+        if (hw & (1ul << 28)) bits |= 1u << 12;     /* HWCAP_SSBS */
+        if (hw2 & (1ul << 18)) bits |= 1u << 25;    /* HWCAP2_MTE */
+    }
+    return bits;
+}
+
+static uint64_t pstate_ext_read(void)
+{
+    uint64_t d, s, t;
+    __asm__ volatile("mrs %0, S3_3_C4_C2_5; mrs %1, S3_3_C4_C2_6; mrs %2, S3_3_C4_C2_7"
+                     : "=r"(d), "=r"(s), "=r"(t));
+    return d | s | t;
+}
+
+static void pstate_ext_write(uint64_t have, uint64_t v)
+{
+    if (have & (1u << 24))
+        __asm__ volatile("msr S3_3_C4_C2_5, %0" : : "r"(v & (1u << 24)));
+    if (have & (1u << 12))
+        __asm__ volatile("msr S3_3_C4_C2_6, %0" : : "r"(v & (1u << 12)));
+    if (have & (1u << 25))
+        __asm__ volatile("msr S3_3_C4_C2_7, %0" : : "r"(v & (1u << 25)));
+}
+
+Test(activation, capture_full_keeps_dit_ssbs_tco)
+{
+    uint64_t have = pstate_ext_bits();
+    if (!have)
+        cr_skip("this CPU has none of DIT, SSBS, MTE");
+    static as_act a;
+    uint64_t before = pstate_ext_read() & have;
+    for (int staged = 0; staged <= 1; staged++) {
+        for (int flip = 0; flip <= 1; flip++) {
+            static volatile uint64_t want, got, recorded;
+            want = flip ? have : 0;
+            pstate_ext_write(have, want);
+            if (as_act_capture_full(&a) == 0) {
+                recorded = a.pstate & have;
+                pstate_ext_write(have, ~want);
+                if (staged)
+                    as__act_resume_staged(&a);
+                as_act_resume(&a);
+            }
+            got = pstate_ext_read() & have;
+            pstate_ext_write(have, before);
+            cr_assert_eq(recorded, want, "recorded %#lx, want %#lx",
+                         (unsigned long)recorded, (unsigned long)want);
+            cr_assert_eq(got, want, "%s resume: %#lx, want %#lx (have %#lx)",
+                         staged ? "staged" : "sigreturn", (unsigned long)got,
+                         (unsigned long)want, (unsigned long)have);
+        }
+    }
+}
+#endif
+
+#if defined(__aarch64__)
 /* ---- roll-forward of a resume interrupted in its tail (aarch64) ---- */
 
 extern const char as__act_ctail[], as__act_cwin[], as__act_ftail[],
-    as__act_ftail_load[], as__act_ftail_ret[];
+    as__act_ftail_load[], as__act_ftail_ret[], as__act_fwin[];
 
 Test(activation, rollforward_completes_an_interrupted_tail)
 {
@@ -591,5 +918,35 @@ Test(activation, rollforward_completes_an_interrupted_tail)
 
     cr_assert(!as_act_resume_busy((uintptr_t)as__act_ctail));
     cr_assert(as_act_resume_busy((uintptr_t)as_act_resume + 4));
+}
+
+/* Once the STLXR that releases the record has succeeded, the very next
+ * instruction is in the tail: a handler stopped there must find the
+ * resume rolled forward, not "busy" with a record already given back. */
+Test(activation, released_path_leads_straight_into_the_tail)
+{
+    static as_act a;
+    uint64_t stage[34] __attribute__((aligned(16)));
+    for (int i = 0; i < 34; i++)
+        stage[i] = 0x2000 + i;
+    stage[33] = 0;
+
+    uintptr_t next = (uintptr_t)as__act_cwin + 4;   /* after the cbnz */
+    memset(&a, 0, sizeof a);
+    a.pc = next;
+    a.x[16] = 3; a.x[17] = 2;
+    cr_assert(!as_act_resume_busy(next), "CALL: pc after the release is not busy");
+    cr_assert_eq(as_act_rollforward(&a), 1, "CALL: rolled forward");
+    cr_assert_eq(a.pc, 3);
+    cr_assert_eq(a.sp, 2);
+
+    next = (uintptr_t)as__act_fwin + 4;
+    memset(&a, 0, sizeof a);
+    a.pc = next;
+    a.x[8] = (uintptr_t)stage;
+    cr_assert(!as_act_resume_busy(next), "FULL: pc after the release is not busy");
+    cr_assert_eq(as_act_rollforward(&a), 1, "FULL: rolled forward");
+    cr_assert_eq(a.pc, 0x2000 + 32);
+    cr_assert_eq(a.sp, (uintptr_t)stage + 272);
 }
 #endif

@@ -12,6 +12,7 @@
 #include <libunwind.h>
 #include <altstack.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -302,4 +303,46 @@ Test(unwind, sigprof_storm_during_switches, .timeout = 120)
     cr_log_info("%lu switches, %d SIGPROF backtraces (%d deeper than 4)", n, (int)g_ticks, (int)g_deep);
     cr_assert_gt(g_ticks, 10, "the storm happened");
     cr_assert_gt(n, 10000);
+}
+
+/* ---- a delegated section: the server's frames are part of the chain ----
+ *
+ * A server enters a client's critical section through as__dl_enter, which
+ * installs the client's thread pointer and switches.  A backtrace taken in
+ * a context entered that way must walk through as__dl_enter into the
+ * server's own frames (aarch64: its CFI must not use DW_CFA_AARCH64_
+ * negate_ra_state, at which Debian 12's libunwind stops). */
+extern bool as__dl_tp_ok;          /* the library enters sections this way */
+as_transfer as__dl_enter(as_ctx to, void *data, uintptr_t tp);
+uintptr_t as__dl_tp(void);
+
+static NOINLINE as_transfer delegated_bt(as_transfer t)
+{
+    take_backtrace(&g_bt);
+    return (as_transfer){ t.ctx, NULL };
+}
+
+NOINLINE as_transfer delegating_server(as_ctx to)
+{
+    as_transfer t = as__dl_enter(to, NULL, as__dl_tp());
+    __asm__ volatile("" ::: "memory");
+    return t;
+}
+
+Test(unwind, delegated_section_reaches_the_server)
+{
+    if (!as__dl_tp_ok)
+        cr_skip("servers never run critical sections through as__dl_enter here "
+                "(x86_64 without FSGSBASE, or a sanitizer build)");
+    as_stack s;
+    cr_assert_eq(as_stack_alloc(&s, 64 << 10), 0);
+    as_transfer t = delegating_server(as_ctx_make(&s, delegated_bt));
+    cr_assert_null(t.ctx);
+    dump(&g_bt);
+    int e = find(&g_bt, "delegated_bt"), d = find(&g_bt, "as__dl_enter");
+    int sv = find(&g_bt, "delegating_server");
+    cr_assert(e >= 0 && d > e && sv == d + 1, "delegated_bt -> ... -> as__dl_enter -> server");
+    cr_assert_geq(find(&g_bt, "__libc_start_main"), 0, "the chain reaches the program start");
+    cr_assert_eq(g_bt.last_step, 0, "the chain ends cleanly");
+    as_stack_free(&s);
 }

@@ -17,7 +17,8 @@
  *                 the flags, SP, PC and the whole FP/SIMD state (x86_64: the
  *                 XSAVE components the OS enabled, as the kernel stored them
  *                 in the signal frame, so no XSAVE of our own; aarch64:
- *                 q0-q31, FPSR, FPCR).  as_act_capture_full(a) makes one
+ *                 q0-q31, FPSR, FPCR, and in pstate NZCV plus DIT, SSBS
+ *                 and TCO where the CPU has them).  as_act_capture_full(a) makes one
  *                 at a call, with XSAVEC (XSAVE, FXSAVE where missing).
  *   AS_ACT_FRESH  as_act_init(a, stack, fn, arg): resuming it calls fn(arg)
  *                 on the stack, with the ABI's default FP control state.
@@ -73,13 +74,42 @@
  * except that on aarch64 the rt_sigreturn of a hosted FULL record sets the
  * mask its signal frame had.
  *
+ * Protection keys (x86_64, where the OS enabled them: CPUID OSPKE).  PKRU
+ * is part of the context a record holds, kept in a->pkru with
+ * AS_ACT_F_PKRU in a->flags, never in the XSAVE image (an XRSTOR naming
+ * PKRU from a header without it would set PKRU to 0, opening every key):
+ *
+ *   fill                    PKRU in the record
+ *   as_act_capture(_full)   the live PKRU (one RDPKRU)
+ *   as_act_from_ucontext    the frame's: the interrupted code's rights, not
+ *                           the handler's
+ *   as_act_init             none: the resumed code runs with the PKRU live
+ *                           at its resume
+ *   a kernel's entry code   its choice: set AS_ACT_F_PKRU and pkru, or
+ *                           clear the flag to keep the live PKRU
+ *
+ * as_act_resume writes the record's PKRU (WRPKRU, skipped when it equals
+ * the live one) before the jump, so an upcall that resumes a preempted
+ * context restores exactly that context's rights; as_act_to_ucontext puts
+ * it into the frame, which sigreturn restores.  Without protection keys
+ * (or on aarch64) flags is 0 and nothing of this costs more than a test.
+ * A signal handler starts with the kernel's default PKRU (key 0 open, keys
+ * 1-15 access-disabled), whatever domain the thread was in; to touch its
+ * domain's stacks it enters that domain again (as_domain_enter), and
+ * whatever it did to PKRU ends when it returns (sigreturn loads the
+ * frame's) or resumes a record (the record's).
+ *
  * Mode: everything here exists in both modes except the ucontext interop.
  * A freestanding kernel fills an AS_ACT_FULL record in its interrupt entry
  * (every field above the pool fields, kind = AS_ACT_FULL; on x86_64 `fpu`
  * is an XSAVE image, standard or compacted, whose header XRSTOR accepts)
- * and then calls as_act_rollforward.  The XSAVE mask resume uses is read
- * from CPUID by the first as_act_pool_init, as_act_fpu_size or
- * as_act_capture_full; until then FULL records resume with FXRSTOR.
+ * and then calls as_act_rollforward; it sets a->flags (AS_ACT_F_PKRU and
+ * a->pkru, or 0).  What a record holds (the XSAVE mask, whether PKRU is
+ * carried; aarch64: DIT, SSBS, TCO) is read from CPUID or the ID registers
+ * at start-up in hosted builds, and in freestanding ones by the first
+ * as_act_pool_init, as_act_fpu_size, as_act_fpu_mask or
+ * as_act_capture_full; until then FULL records resume with FXRSTOR and no
+ * record carries PKRU.
  */
 #ifndef ALTSTACK_ACTIVATION_H
 #define ALTSTACK_ACTIVATION_H
@@ -100,9 +130,16 @@ typedef struct as_act_pool as_act_pool;
 
 #if AS_ARCH_X86_64
 /* Size of a record, and of its FP area: the legacy FXSAVE region, the
- * XSAVE header and every user component up to and including AVX-512 and
- * PKRU (2696 bytes in standard format) fit.  AMX tile data does not:
- * as_act_fpu_check() says so. */
+ * XSAVE header and every user component up to and including AVX-512
+ * (2688 bytes in standard format) fit.  What a FULL record holds, exactly:
+ * the XSAVE components as_act_fpu_mask() names, which are those XCR0
+ * enables minus PKRU (held in `pkru` instead), minus the components the OS
+ * may disable until first use (XFD: AMX tile config and data) and minus
+ * any whose standard-format area would end past AS_ACT_FPU_SIZE.  A resume
+ * restores those (XRSTOR with that mask: the ones the image's XSTATE_BV
+ * marks, the initial state for the rest) and leaves the others as they
+ * are live; as_act_to_ucontext leaves them as the frame has them.
+ * as_act_fpu_check() says whether anything is left out. */
 # define AS_ACT_SIZE      4096
 # define AS_ACT_FPU_SIZE  3904
 struct __attribute__((aligned(64))) as_act {
@@ -117,17 +154,25 @@ struct __attribute__((aligned(64))) as_act {
     as_act_pool *pool;
     const as_act *self;             /* == this record while it is pooled    */
     uint32_t next, slot;            /* free-list link, 1-based index        */
-    uint64_t reserved[2];
-    /* XSAVE standard format (FXSAVE if the CPU has no XSAVE) */
+    uint32_t pkru;                  /* the rights, if flags & AS_ACT_F_PKRU */
+    uint32_t flags;                 /* AS_ACT_F_*, written by every fill    */
+    uint64_t reserved;
+    /* XSAVE area, standard or compacted format, holding the components
+     * as_act_fpu_mask() names (FXSAVE if the CPU has no XSAVE) */
     unsigned char fpu[AS_ACT_FPU_SIZE] __attribute__((aligned(64)));
 };
+
+/* flags: the record holds PKRU (x86_64 with protection keys enabled);
+ * without it a resume leaves the live PKRU as it is. */
+#define AS_ACT_F_PKRU 1
 #else
 # define AS_ACT_SIZE      1024
 # define AS_ACT_FPU_SIZE  512
 struct __attribute__((aligned(64))) as_act {
     uint64_t x[31];                 /* x0..x30                              */
     uint64_t sp, pc;
-    uint64_t pstate;                /* NZCV in bits 31..28                  */
+    uint64_t pstate;                /* SPSR layout: NZCV 31..28, TCO 25,
+                                       DIT 24, SSBS 12 (FULL)               */
     uint32_t fpsr, fpcr;
     uint16_t kind, pad16;
     uint32_t pad32;
@@ -156,7 +201,8 @@ struct as_act_pool {
  * as_act_capture - capture the caller's state into `a` (an AS_ACT_CALL
  * record).  Returns 0 now, and 1 each time `a` is resumed.  Like setjmp,
  * locals the caller changes between the two returns must be volatile.
- * The pool fields of `a` are kept.  Mode: both.  Async-signal-safe.
+ * The pool fields of `a` are kept.  `a` NULL is undefined (a hot path:
+ * nothing is checked).  Mode: both.  Async-signal-safe.
  */
 __attribute__((returns_twice)) AS_API int as_act_capture(as_act *a);
 
@@ -165,10 +211,10 @@ __attribute__((returns_twice)) AS_API int as_act_capture(as_act *a);
  * record: every register as it is at the call (the return-value register
  * is recorded as 1), the flags, and the FP/SIMD state (x86_64 XSAVEC, or
  * XSAVE, or FXSAVE, with the components the OS enabled minus PKRU; aarch64
- * q0-q31, FPSR, FPCR).  For code that must keep vector registers a call
+ * q0-q31, FPSR, FPCR, and NZCV, DIT, SSBS, TCO where present).  For code that must keep vector registers a call
  * would not (a kernel's entry path, a debugger).  Returns 0, then 1 when
  * resumed.  aarch64 hosted: the resume keeps the signal mask current then.
- * Mode: both.  Async-signal-safe.
+ * `a` NULL is undefined.  Mode: both.  Async-signal-safe.
  */
 __attribute__((returns_twice)) AS_API int as_act_capture_full(as_act *a);
 
@@ -179,7 +225,8 @@ __attribute__((returns_twice)) AS_API int as_act_capture_full(as_act *a);
  * rt_sigreturn, everything else through x16/x17.  Never writes into the
  * 128-byte red zone below the resumed SP (x86_64).  If `a` came from a
  * pool it is back in the pool by the time the resumed code runs.
- * `a` must hold a filled record (the hot path checks nothing).
+ * `a` must hold a filled record (the hot path checks nothing): `a` NULL,
+ * or a record never filled, is undefined.
  * Mode: both.  Async-signal-safe (a handler may leave through it).
  */
 AS_API AS_NORETURN void as_act_resume(as_act *a);
@@ -207,9 +254,9 @@ AS_API int       as_act_kind(const as_act *a);
 /*
  * as_act_pool_init - make the n records at `records` a pool, all free.
  * Returns 0; -EINVAL if p or records is NULL, n is 0 or above 2^32-1, or
- * records is not 64-byte aligned; -ENOSPC if this CPU's FP/SIMD state does
- * not fit a record (see as_act_fpu_check): a pool could not hold a full
- * activation.  Not concurrent with any other use of p.
+ * records is not 64-byte aligned.  (On CPUs whose XSAVE area is larger
+ * than a record's FP area, AMX, records hold what as_act_fpu_mask() says
+ * and pools work all the same.)  Not concurrent with any other use of p.
  * Mode: both.  Async-signal-safe.
  */
 AS_API int     as_act_pool_init(as_act_pool *p, as_act *records, size_t n);
@@ -230,16 +277,20 @@ AS_API void    as_act_release(as_act *a);
 AS_API size_t  as_act_pool_free(const as_act_pool *p);
 
 /*
- * as_act_fpu_size - bytes this CPU's FP/SIMD state needs in a record
- * (x86_64: the XSAVE size for the components the OS enabled, CPUID leaf
- * 0xD; aarch64: 512 for q0-q31).  as_act_fpu_check - 0 if that fits
- * AS_ACT_FPU_SIZE, -ENOSPC if not (for instance with AMX tile data
- * enabled); on such a CPU a FULL record keeps only the components that fit
- * and the others resume in their initial state.
+ * as_act_fpu_size - bytes this CPU's whole FP/SIMD state takes in XSAVE
+ * standard format (x86_64: CPUID.(0xD,0):EBX for the components XCR0
+ * enables, which may exceed AS_ACT_FPU_SIZE; aarch64: 512 for q0-q31).
+ * as_act_fpu_mask - the XSAVE components a FULL record holds (x86_64:
+ * see AS_ACT_SIZE above; 3, x87 and SSE, on an FXSAVE-only CPU; aarch64:
+ * 3, the FPSIMD registers).  as_act_fpu_check - 0 if records hold every
+ * FP/SIMD component the OS enabled (PKRU apart, which they hold in
+ * `pkru`), -ENOSPC if some are left out (AMX tiles): resuming a record
+ * then leaves those as they are live.
  * Mode: both.  Async-signal-safe.
  */
-AS_API size_t  as_act_fpu_size(void);
-AS_API int     as_act_fpu_check(void);
+AS_API size_t   as_act_fpu_size(void);
+AS_API uint64_t as_act_fpu_mask(void);
+AS_API int      as_act_fpu_check(void);
 
 /*
  * as_act_rollforward - if `a` (just filled with the registers of an
@@ -249,7 +300,8 @@ AS_API int     as_act_fpu_check(void);
  * interrupt handlers that capture state must call it (as_act_from_ucontext
  * does) so that no record ever shows a PC inside the library's resume
  * tail, and no released record is ever read again.  Returns 1 if it
- * rewrote `a`, 0 if not.  as_act_resume_busy(pc) - 1 if pc lies in the part
+ * rewrote `a`, 0 if not; `a` NULL is undefined (it runs in every
+ * capturing handler, unchecked).  as_act_resume_busy(pc) - 1 if pc lies in the part
  * of as_act_resume that still reads its record (the record is in use:
  * don't capture, defer), else 0.
  * Mode: both.  Async-signal-safe.
@@ -263,7 +315,10 @@ AS_API int     as_act_resume_busy(uintptr_t pc);
  * argument of an SA_SIGINFO handler: every register and the FP/SIMD state
  * the kernel saved in the signal frame (x86_64 gregs + XSAVE area, header
  * sanitized so that XRSTOR accepts it; aarch64 sigcontext + fpsimd_context),
- * then as_act_rollforward.  Mode: hosted.  Async-signal-safe.
+ * then as_act_rollforward.  On x86_64 with protection keys the record
+ * keeps the frame's PKRU (the interrupted code's).  `a` or `ucontext` NULL
+ * is undefined (a handler's hot path: nothing is checked).
+ * Mode: hosted.  Async-signal-safe.
  */
 AS_API void as_act_from_ucontext(as_act *a, const void *ucontext);
 
@@ -272,8 +327,11 @@ AS_API void as_act_from_ucontext(as_act *a, const void *ucontext);
  * ucontext, so that returning from the handler resumes `a` (sigreturn).
  * FULL records restore everything; CALL and FRESH records what they hold
  * (x86_64 rax = 1 / aarch64 x0 = 1, as a resume would).  The FP/SIMD
- * state goes into the frame's own FP area, up to the size the kernel made.
- * Mode: hosted.  Async-signal-safe.
+ * state goes into the frame's own FP area, up to the size the kernel made;
+ * components the record does not hold keep the frame's state.  PKRU
+ * (x86_64): a record that holds it writes it into the frame, which
+ * sigreturn restores; one that does not leaves the frame's.  `a` or
+ * `ucontext` NULL is undefined.  Mode: hosted.  Async-signal-safe.
  */
 AS_API void as_act_to_ucontext(const as_act *a, void *ucontext);
 #endif

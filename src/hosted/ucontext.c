@@ -20,18 +20,22 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <ucontext.h>
 
 #if AS_ARCH_X86_64
 
 AS_HIDDEN void as__act_cpu_init(void);
 AS_HIDDEN extern uint64_t as__act_xmask;
+AS_HIDDEN extern uint8_t as__act_pku;
 
 #define XSTATE_MAGIC1    0x46505853u
 #define FX_SIZE          512        /* legacy FXSAVE region                 */
 #define SW_BYTES         464        /* offset of the software-reserved block */
 #define XHDR             512        /* XSAVE header: xstate_bv, xcomp_bv, 0s */
 #define XHDR_SIZE         64
+
+#define XFEATURE_PKRU    9
 
 struct fpx_sw {                     /* the kernel's struct _fpx_sw_bytes    */
     uint32_t magic1, extended_size;
@@ -49,11 +53,73 @@ static uint32_t frame_xsize(const unsigned char *fx)
     return sw.xstate_size;
 }
 
+static uint64_t frame_xfeatures(const unsigned char *fx)
+{
+    struct fpx_sw sw;
+    memcpy(&sw, fx + SW_BYTES, sizeof sw);
+    return sw.xfeatures;
+}
+
+static uint64_t get_bv(const unsigned char *f)
+{
+    uint64_t bv;
+    memcpy(&bv, f + XHDR, 8);
+    return bv;
+}
+
+static void put_bv(unsigned char *f, uint64_t bv) { memcpy(f + XHDR, &bv, 8); }
+
 static uint32_t fx_mxcsr_mask(const unsigned char *fx)
 {
     uint32_t m;
     memcpy(&m, fx + 28, 4);
     return m ? m : 0xffbf;          /* 0 means the architectural default */
+}
+
+/*
+ * A record filled by as_act_capture_full with XSAVEC is in the compacted
+ * format; signal frames use the standard one (and hold PKRU, which
+ * records keep apart, in a->pkru).  Components 2.. of a
+ * compacted area follow each other in bit order, each at the next 64-byte
+ * boundary if CPUID.(0xD,i):ECX[1] says so; in the standard format each
+ * sits at CPUID.(0xD,i):EBX.  Sizes and offsets are read once.
+ */
+static struct { uint32_t size, off, align; } xcomp[64];
+static int xcomp_done;
+
+static void xcomp_init(void)
+{
+    if (__atomic_load_n(&xcomp_done, __ATOMIC_ACQUIRE))
+        return;
+    as__act_cpu_init();
+    for (unsigned i = 2; i < 64; i++) {
+        if (!((as__act_xmask | 1ull << XFEATURE_PKRU) >> i & 1))
+            continue;
+        uint32_t a, b, c, d;
+        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(i));
+        xcomp[i].size = a;
+        xcomp[i].off = b;
+        xcomp[i].align = c >> 1 & 1;
+    }
+    __atomic_store_n(&xcomp_done, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * PKRU in a signal frame: the kernel saves the interrupted thread's PKRU
+ * as component 9 of the frame's standard-format area and restores it from
+ * there on sigreturn - to its initial value, 0 (every key open), if the
+ * header's XSTATE_BV leaves bit 9 clear.  NULL if this frame has no room
+ * for it.
+ */
+static unsigned char *frame_pkru(const unsigned char *fx)
+{
+    uint32_t xsize = fx ? frame_xsize(fx) : 0;
+    if (!xsize || !(frame_xfeatures(fx) >> XFEATURE_PKRU & 1))
+        return NULL;
+    xcomp_init();
+    if (!xcomp[XFEATURE_PKRU].size || xcomp[XFEATURE_PKRU].off + 4 > xsize)
+        return NULL;
+    return (unsigned char *)fx + xcomp[XFEATURE_PKRU].off;
 }
 
 void as_act_from_ucontext(as_act *a, const void *ucontext)
@@ -106,41 +172,26 @@ void as_act_from_ucontext(as_act *a, const void *ucontext)
     }
     memcpy(&a->mxcsr, f + 24, 4);
     memcpy(&a->fcw, f, 2);
+    /* The interrupted code's PKRU, from the frame (0 if its header says
+     * initial), never the handler's own. */
+    a->flags = 0;
+    const unsigned char *pk = as__act_pku ? frame_pkru(fx) : NULL;
+    if (pk) {
+        a->pkru = 0;
+        if (get_bv(fx) >> XFEATURE_PKRU & 1)
+            memcpy(&a->pkru, pk, 4);
+        a->flags = AS_ACT_F_PKRU;
+    }
     a->kind = AS_ACT_FULL;
     as_act_rollforward(a);
 }
 
-/*
- * A record filled by as_act_capture_full with XSAVEC is in the compacted
- * format; signal frames use the standard one.  Components 2.. of a
- * compacted area follow each other in bit order, each at the next 64-byte
- * boundary if CPUID.(0xD,i):ECX[1] says so; in the standard format each
- * sits at CPUID.(0xD,i):EBX.  Sizes and offsets are read once.
- */
-static struct { uint32_t size, off, align; } xcomp[64];
-static int xcomp_done;
-
-static void xcomp_init(void)
-{
-    if (__atomic_load_n(&xcomp_done, __ATOMIC_ACQUIRE))
-        return;
-    for (unsigned i = 2; i < 64; i++) {
-        if (!(as__act_xmask >> i & 1))
-            continue;
-        uint32_t a, b, c, d;
-        __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(i));
-        xcomp[i].size = a;
-        xcomp[i].off = b;
-        xcomp[i].align = c >> 1 & 1;
-    }
-    __atomic_store_n(&xcomp_done, 1, __ATOMIC_RELEASE);
-}
-
+/* The record's components (compacted image f) into the frame's
+ * standard-format area fx of xsize bytes. */
 static void expand_compacted(unsigned char *fx, const unsigned char *f, uint32_t xsize)
 {
     xcomp_init();
-    uint64_t bv, comp;
-    memcpy(&bv, f + XHDR, 8);
+    uint64_t bv = get_bv(f), comp;
     memcpy(&comp, f + XHDR + 8, 8);
     uint32_t at = XHDR + XHDR_SIZE;
     for (unsigned i = 2; i < 63; i++) {
@@ -153,8 +204,28 @@ static void expand_compacted(unsigned char *fx, const unsigned char *f, uint32_t
             memcpy(fx + xcomp[i].off, f + at, xcomp[i].size);
         at += xcomp[i].size;
     }
-    memset(fx + XHDR, 0, XHDR_SIZE);
-    memcpy(fx + XHDR, &bv, 8);          /* standard format: xcomp_bv = 0 */
+}
+
+/* The record's components (standard image f) into the frame. */
+static void copy_standard(unsigned char *fx, const unsigned char *f, uint32_t xsize)
+{
+    xcomp_init();
+    uint64_t bv = get_bv(f);
+    for (unsigned i = 2; i < 63; i++)
+        if ((as__act_xmask & bv) >> i & 1 && xcomp[i].off + xcomp[i].size <= xsize &&
+            xcomp[i].off + xcomp[i].size <= AS_ACT_FPU_SIZE)
+            memcpy(fx + xcomp[i].off, f + xcomp[i].off, xcomp[i].size);
+}
+
+/* Give the frame the record's PKRU, if it holds one; else leave the
+ * frame's (the interrupted code's) alone. */
+static void put_pkru(unsigned char *fx, const as_act *a)
+{
+    unsigned char *pk = (a->flags & AS_ACT_F_PKRU) ? frame_pkru(fx) : NULL;
+    if (!pk)
+        return;
+    memcpy(pk, &a->pkru, 4);
+    put_bv(fx, get_bv(fx) | 1ull << XFEATURE_PKRU);
 }
 
 void as_act_to_ucontext(const as_act *a, void *ucontext)
@@ -167,7 +238,8 @@ void as_act_to_ucontext(const as_act *a, void *ucontext)
     g[REG_RIP] = a->rip; g[REG_RSP] = a->rsp;
     if (a->kind != AS_ACT_FULL) {
         /* What a resume would do: callee-saved state, rax = 1, the FP
-         * control words; the rest of the frame is left as it was. */
+         * control words, PKRU if held; the rest of the frame is left as
+         * it was. */
         g[REG_RAX] = 1;
         if (fx) {
             uint32_t mx;
@@ -175,6 +247,7 @@ void as_act_to_ucontext(const as_act *a, void *ucontext)
             mx = (mx & ~(uint32_t)AS_MXCSR_CTRL) | (a->mxcsr & AS_MXCSR_CTRL);
             memcpy(fx + 24, &mx, 4);
             memcpy(fx, &a->fcw, 2);
+            put_pkru(fx, a);
         }
         return;
     }
@@ -185,20 +258,23 @@ void as_act_to_ucontext(const as_act *a, void *ucontext)
     if (!fx)
         return;
     /* Keep the frame's own sw_reserved block (the kernel reads it back)
-     * and copy no more than the area it made. */
+     * and copy no more than the area it made.  Components the record does
+     * not hold (PKRU, AMX tiles, what did not fit) keep the frame's state
+     * and their bits of its XSTATE_BV; PKRU then comes from a->pkru. */
     const unsigned char *f = a->fpu;
     uint32_t xsize = frame_xsize(fx);
     memcpy(fx, f, SW_BYTES);
     if (!xsize || !as__act_xmask)
         return;
+    uint64_t held = as__act_xmask | 3, fbv = get_bv(fx), rbv = get_bv(f);
     uint64_t comp;
     memcpy(&comp, f + XHDR + 8, 8);
-    if (comp >> 63) {
+    if (comp >> 63)
         expand_compacted(fx, f, xsize);
-        return;
-    }
-    uint32_t n = xsize < AS_ACT_FPU_SIZE ? xsize : AS_ACT_FPU_SIZE;
-    memcpy(fx + FX_SIZE, f + FX_SIZE, n - FX_SIZE);
+    else
+        copy_standard(fx, f, xsize);
+    put_bv(fx, (fbv & ~held) | (rbv & held));
+    put_pkru(fx, a);
 }
 
 #endif /* AS_ARCH_X86_64 */
@@ -206,6 +282,35 @@ void as_act_to_ucontext(const as_act *a, void *ucontext)
 #if AS_ARCH_AARCH64
 
 #define FPSIMD_REC_MAGIC 0x46508001u
+
+/*
+ * Which PSTATE bits beyond NZCV capture_full and the staged resume
+ * handle (src/activation.c): from the ID registers where the kernel
+ * emulates them at EL0 (HWCAP_CPUID), else from the hwcaps.
+ */
+AS_HIDDEN extern uint32_t as__act_pstate_ext;
+AS_HIDDEN uint32_t as__act_pstate_from_id(uint64_t pfr0, uint64_t pfr1);
+
+__attribute__((constructor))
+static void act_pstate_detect(void)
+{
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    uint32_t bits = 0;
+    if (hw & (1ul << 11)) {                         /* HWCAP_CPUID */
+        uint64_t pfr0, pfr1;
+        __asm__ volatile("mrs %0, id_aa64pfr0_el1\n\tmrs %1, id_aa64pfr1_el1"
+                         : "=r"(pfr0), "=r"(pfr1));
+        bits = as__act_pstate_from_id(pfr0, pfr1);
+    } else {
+        if (hw & (1ul << 24))                       /* HWCAP_DIT   */
+            bits |= AS_PSTATE_DIT;
+        if (hw & (1ul << 28))                       /* HWCAP_SSBS  */
+            bits |= AS_PSTATE_SSBS;
+        if (hw2 & (1ul << 18))                      /* HWCAP2_MTE  */
+            bits |= AS_PSTATE_TCO;
+    }
+    __atomic_store_n(&as__act_pstate_ext, bits, __ATOMIC_RELAXED);
+}
 
 struct ctx_head { uint32_t magic, size; };
 struct fpsimd_rec {

@@ -77,9 +77,11 @@ AS_FUNC_END(as_act_capture)
  * int as_act_capture_full(as_act *a)
  *   on entry: x0 = a, x30 = the return address.
  * Every register as it is at the call (x0 = 1, what the resumed call
- * returns), NZCV, q0-q31, FPSR, FPCR: a FULL record.  The signal mask is
+ * returns), NZCV and, where the CPU has them, DIT, SSBS and TCO, q0-q31,
+ * FPSR, FPCR: a FULL record.  The signal mask is
  * marked "the current one at resume" (all ones; SIGKILL can never be
- * blocked, so no real mask looks like that).  Clobbers x1 only.
+ * blocked, so no real mask looks like that).  Clobbers x1-x3 (stored
+ * first; corruptible at a call).
  */
 AS_FUNC_BEGIN(as_act_capture_full)
     stp     x2, x3, [x0, #16]
@@ -101,7 +103,21 @@ AS_FUNC_BEGIN(as_act_capture_full)
     mov     x1, sp
     stp     x30, x1, [x0, #AS_ACT_X30]      /* x30, sp */
     mrs     x1, nzcv
-    stp     x30, x1, [x0, #AS_ACT_PC]       /* pc, pstate */
+    /* DIT, SSBS, TCO where the CPU has them (as__act_pstate_ext, in
+     * SPSR positions; an MRS of a missing one is undefined).  Spelled as
+     * S3_3_C4_C2_{5,6,7} so that any assembler takes them. */
+    adrp    x2, as__act_pstate_ext
+    ldr     w2, [x2, :lo12:as__act_pstate_ext]
+    tbz     w2, #24, 1f
+    mrs     x3, S3_3_C4_C2_5        /* DIT  */
+    orr     x1, x1, x3
+1:  tbz     w2, #12, 2f
+    mrs     x3, S3_3_C4_C2_6        /* SSBS */
+    orr     x1, x1, x3
+2:  tbz     w2, #25, 3f
+    mrs     x3, S3_3_C4_C2_7        /* TCO  */
+    orr     x1, x1, x3
+3:  stp     x30, x1, [x0, #AS_ACT_PC]       /* pc, pstate */
     mrs     x1, fpsr
     str     w1, [x0, #AS_ACT_FPSR]
     mrs     x1, fpcr
@@ -135,7 +151,12 @@ AS_FUNC_END(as_act_capture_full)
  *   in: x0 = a.  Clobbers x1-x7 and NZCV.
  * The link is written before the exclusive pair (a store between LDXR
  * and STLXR may clear the monitor); the LDXR then checks the head did
- * not move since.  The tag is kept (only a pop bumps it).
+ * not move since.  The tag is kept (only a pop bumps it).  A successful
+ * STLXR falls through the cbnz at `win` straight into `done`, which must
+ * be the very next instruction (checked where each tail begins): from
+ * the moment `a` is released no instruction outside the tail runs, so a
+ * handler never finds a released record at a "busy" pc.  The retry after
+ * a moved head (clrex) sits before the loop, off that path.
  */
 .macro AS_ACT_RELEASE win, done
     ldr     x1, [x0, #AS_ACT_POOL]
@@ -144,19 +165,25 @@ AS_FUNC_END(as_act_capture_full)
     cmp     x2, x0
     b.ne    \done
     ldr     w3, [x0, #AS_ACT_SLOT]
+    b       1f
+2:  clrex
 1:  ldr     x4, [x1, #AS_ACT_POOL_HEAD]
     str     w4, [x0, #AS_ACT_NEXT]
     and     x5, x4, #0xffffffff00000000
     orr     x5, x5, x3
     ldxr    x6, [x1]
     cmp     x6, x4
-    b.ne    2f
+    b.ne    2b
     stlxr   w7, x5, [x1]
     AS_ACT_LABEL(\win)
     cbnz    w7, 1b
-    b       \done
-2:  clrex
-    b       1b
+.endm
+
+/* The tail `tail` must follow the cbnz at `win` at once (see above). */
+.macro AS_ACT_TAIL_FOLLOWS win, tail
+    .if (\tail - \win) != 4
+    .error "the released path must fall into the tail"
+    .endif
 .endm
 
 /*
@@ -190,6 +217,7 @@ AS_FUNC_BEGIN(as_act_resume)
      * longer ours.  x30 gets the pc too: the resumed code returned from
      * its `bl as_act_capture`, after which lr is dead. */
 AS_ACT_LABEL(as__act_ctail)
+    AS_ACT_TAIL_FOLLOWS as__act_cwin, as__act_ctail
     .cfi_remember_state
     .cfi_def_cfa x17, 0
     .cfi_register x30, x16
@@ -240,6 +268,20 @@ AS_ACT_LABEL(as__act_resume_staged)
     ldr     w2, [x0, #AS_ACT_FPCR]
     msr     fpsr, x1
     msr     fpcr, x2
+    /* DIT, SSBS, TCO where present (NZCV waits for the tail). */
+    ldr     x1, [x0, #AS_ACT_PSTATE]
+    adrp    x2, as__act_pstate_ext
+    ldr     w2, [x2, :lo12:as__act_pstate_ext]
+    tbz     w2, #24, 3f
+    and     x3, x1, #AS_PSTATE_DIT
+    msr     S3_3_C4_C2_5, x3
+3:  tbz     w2, #12, 4f
+    and     x3, x1, #AS_PSTATE_SSBS
+    msr     S3_3_C4_C2_6, x3
+4:  tbz     w2, #25, 5f
+    and     x3, x1, #AS_PSTATE_TCO
+    msr     S3_3_C4_C2_7, x3
+5:
     /* Stage x0..x30, the sp slot, pc and pstate: 34 words. */
     mov     x2, x0
     mov     x3, x17
@@ -253,6 +295,7 @@ AS_ACT_LABEL(as__act_resume_staged)
 
     /* The FULL tail: x8 = S; `a` is no longer ours. */
 AS_ACT_LABEL(as__act_ftail)
+    AS_ACT_TAIL_FOLLOWS as__act_fwin, as__act_ftail
     mov     sp, x8
 AS_ACT_LABEL(as__act_ftail_load)
     .cfi_def_cfa sp, AS_ACT_STAGE

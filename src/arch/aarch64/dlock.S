@@ -10,14 +10,21 @@
  *
  *      +---------------------------+  CFA = entry sp
  *      | saved x19                 |  CFA - 8
- *      | (pad)                     |  CFA - 16
- *      | saved lr (x30, signed)    |  CFA - 24
+ *      | lr, PAC-signed            |  CFA - 16  what the return uses
+ *      | lr (x30), plain           |  CFA - 24  what the CFI describes
  *      | saved fp (x29)            |  CFA - 32  <- sp, x29
  *      +---------------------------+
  *      | as_switch's frame         |  (switch.S: the server's as_ctx)
  *
  * x19 holds the server's own TPIDR_EL0 across the switch: as_switch saves
  * and restores it with the server's other callee-saved registers.
+ *
+ * lr is saved twice, as in switch.S: signed with paciasp (sp == the frame)
+ * for the return, after autiasp with the same sp, and plain for the CFI,
+ * which therefore never needs DW_CFA_AARCH64_negate_ra_state (Debian 12's
+ * libunwind 1.6.2 stops at it: backtraces from a delegated section would
+ * end here).  Overwriting the plain copy can mislead an unwinder, never
+ * the return.  Without PAC, paciasp and autiasp are NOPs.
  */
 #include "../asm.h"
 #include "layout.h"
@@ -30,27 +37,25 @@
  * Nothing between the first msr and the bl touches TLS.
  */
 AS_FUNC_HIDDEN(as__dl_enter)
-    paciasp
-    .cfi_window_save
-    stp     x29, x30, [sp, #-32]!
+    stp     x29, x30, [sp, #-32]!   /* x30 plain */
     .cfi_def_cfa_offset 32
     .cfi_offset x29, -32
     .cfi_offset x30, -24
     mov     x29, sp
-    str     x19, [sp, #24]
+    paciasp                         /* x30 signed with sp == the frame   */
+    stp     x30, x19, [sp, #16]
     .cfi_offset x19, -8
     mrs     x19, tpidr_el0          /* x19 = our own thread pointer      */
     msr     tpidr_el0, x2           /* from here on TLS is the client's  */
     bl      as_switch
     msr     tpidr_el0, x19          /* ours again; x0/x1 untouched       */
-    ldr     x19, [sp, #24]
+    ldp     x30, x19, [sp, #16]     /* the signed lr                     */
     .cfi_restore x19
-    ldp     x29, x30, [sp], #32
+    autiasp                         /* checked with the same sp          */
+    ldr     x29, [sp], #32
     .cfi_restore x29
     .cfi_restore x30
     .cfi_def_cfa_offset 0
-    autiasp
-    .cfi_window_save
     ret
 AS_FUNC_END(as__dl_enter)
 

@@ -97,7 +97,7 @@
  *   | x0 .. x30                   | 0..240     the target stack:
  *   | sp                          | 248        +--------------------+ T = sp
  *   | pc                          | 256        | pc      | pstate   | S+256
- *   | pstate (NZCV in 31..28)     | 264        | x0 .. x30 (at 8*i) | S+0
+ *   | pstate (NZCV, DIT, SSBS, TCO)| 264       | x0 .. x30 (at 8*i) | S+0
  *   | fpsr:32 fpcr:32             | 272        +--------------------+ S = T-272
  *   | kind:16 pad                 | 280
  *   | pool | self | next | slot  | 288..308   AAPCS64 has no red zone: the
@@ -125,6 +125,12 @@
 #define AS_ACT_V8      (AS_ACT_V + 8 * 16)
 #define AS_ACT_STAGE   272      /* x0..x30, pc, pstate, padded to 16      */
 #define AS_ACT_POOL_HEAD 0
+/* PSTATE bits a FULL record keeps besides NZCV (SPSR positions, which
+ * are also where MRS/MSR of DIT, SSBS and TCO put them). */
+#define AS_PSTATE_NZCV   0xf0000000
+#define AS_PSTATE_DIT    (1 << 24)
+#define AS_PSTATE_SSBS   (1 << 12)
+#define AS_PSTATE_TCO    (1 << 25)
 #define AS_ACT_KIND_CALL 1      /* = AS_ACT_CALL, AS_ACT_FULL, AS_ACT_FRESH */
 #define AS_ACT_KIND_FULL 2
 #define AS_ACT_KIND_FRESH 3

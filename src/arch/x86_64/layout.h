@@ -80,7 +80,7 @@
  *   | rsp                         | 136        | rflags             | S+120
  *   | mxcsr:32 fcw:16 kind:16     | 144        | rdi .. r15         | S+112..S
  *   | pool  | self | next | slot  | 152..172   +--------------------+ S = T-264
- *   | reserved                    | 176
+ *   | pkru:32 flags:32 | reserved | 176..191
  *   | fpu: XSAVE / FXSAVE area    | 192 .. 4096
  *   +-----------------------------+
  *
@@ -111,6 +111,9 @@
 #define AS_ACT_SELF    160
 #define AS_ACT_NEXT    168
 #define AS_ACT_SLOT    172
+#define AS_ACT_PKRU    176
+#define AS_ACT_FLAGS   180
+#define AS_ACT_F_PKRU_BIT 1     /* = AS_ACT_F_PKRU                         */
 #define AS_ACT_FPU     192
 #define AS_ACT_XHDR    512      /* XSAVE header within the FP area        */
 #define AS_ACT_STAGE   136      /* bytes staged: r15..rdi, rflags, rip     */
