@@ -58,6 +58,7 @@ static uint32_t fx_mxcsr_mask(const unsigned char *fx)
 
 void as_act_from_ucontext(as_act *a, const void *ucontext)
 {
+    AS_ASSERT(a && ucontext);
     const ucontext_t *uc = ucontext;
     const greg_t *g = uc->uc_mcontext.gregs;
     as__act_cpu_init();
@@ -159,6 +160,7 @@ static void expand_compacted(unsigned char *fx, const unsigned char *f, uint32_t
 
 void as_act_to_ucontext(const as_act *a, void *ucontext)
 {
+    AS_ASSERT(a && ucontext);
     ucontext_t *uc = ucontext;
     greg_t *g = uc->uc_mcontext.gregs;
     unsigned char *fx = (unsigned char *)uc->uc_mcontext.fpregs;
@@ -241,6 +243,7 @@ static void end_after(struct fpsimd_rec *f)
 
 void as_act_from_ucontext(as_act *a, const void *ucontext)
 {
+    AS_ASSERT(a && ucontext);
     const ucontext_t *uc = ucontext;
     const mcontext_t *mc = &uc->uc_mcontext;
     memcpy(a->x, mc->regs, sizeof a->x);
@@ -263,6 +266,7 @@ void as_act_from_ucontext(as_act *a, const void *ucontext)
 
 void as_act_to_ucontext(const as_act *a, void *ucontext)
 {
+    AS_ASSERT(a && ucontext);
     ucontext_t *uc = ucontext;
     mcontext_t *mc = &uc->uc_mcontext;
     struct fpsimd_rec *f = find_fpsimd(mc);
