@@ -451,24 +451,26 @@ ROW(pool_max, "activation.h", "as_act_pool_init", "n = SIZE_MAX (wraps)", "-EINV
 ROW(pool_2_32_1, "activation.h", "as_act_pool_init", "n = 2^32 - 1 (the largest allowed)",
     "0, and the pool works")
 {
+    /* n records would be 16 TiB.  The pool touches only the records it
+     * hands out (as_act_pool_init touches none), so the test maps just the
+     * two it uses: a 16 TiB reservation would be cheap on Linux, but under
+     * qemu-user it costs gigabytes of page tracking. */
     size_t n = ((size_t)1 << 32) - 1;
-    size_t len = n * sizeof(as_act);
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED)
-        cr_skip_test("cannot reserve %zu GiB of address space here", len >> 30);
+    size_t len = 2 * sizeof(as_act);
+    as_act *r = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(r != MAP_FAILED);
     as_act_pool p;
-    as_act *r = m;
     cr_assert_eq(as_act_pool_init(&p, r, n), 0);
     cr_assert_eq(as_act_pool_free(&p), n);
     as_act *a = as_act_alloc(&p), *b = as_act_alloc(&p);
-    cr_assert(a && b && a != b && a >= r && b >= r && a < r + n && b < r + n);
+    cr_assert(a == &r[0] && b == &r[1], "alloc gave %p, %p", (void *)a, (void *)b);
     cr_assert_eq(as_act_pool_free(&p), n - 2);
     as_act_release(a);
     as_act_release(a);
     as_act_release(b);
     cr_assert_eq(as_act_pool_free(&p), n);
-    munmap(m, len);
+    cr_assert(as_act_alloc(&p) == b && as_act_alloc(&p) == a, "the free list lost a record");
+    munmap(r, len);
 }
 ROW(alloc_null_pool, "activation.h", "as_act_alloc", "NULL pool", "NULL")
 {

@@ -214,7 +214,8 @@ AS_API int       as_act_kind(const as_act *a);
  * 2^32-1, the n records would wrap the address space, or records is not
  * 64-byte aligned; -ENOSPC if this CPU's FP/SIMD state does
  * not fit a record (see as_act_fpu_check): a pool could not hold a full
- * activation.  Not concurrent with any other use of p.
+ * activation.  Not concurrent with any other use of p; initialising a
+ * pool again while records of it are still held is undefined.
  * Mode: both.  Async-signal-safe.
  */
 AS_API int     as_act_pool_init(as_act_pool *p, as_act *records, size_t n);
