@@ -442,6 +442,61 @@ ROW(call_misaligned, "switch.h", "as_call_on", "misaligned hi, large enough", "r
     cr_assert(as_call_on(&s, fn_count, buf) == buf + 1 && fn_ran == 1);
 }
 
+/* Fast mode and the exact-mode strategy (switch.h defines AS_FP_AUTO with
+ * them). */
+#ifdef AS_FP_AUTO
+static as_transfer ontop_fn(as_transfer t)
+{
+    return (as_transfer){ t.ctx, (char *)t.data + 10 };
+}
+
+ROW(switch_fast_null, "switch.h", "as_switch_fast", "NULL / spent context",
+    "undefined, and switch.h says so; a live one works")
+{
+    assert_doc_says("switch.h", "as_switch_fast", "undefined");
+    as_stack s;
+    as_stack_init(&s, buf, 16384);
+    as_ctx c = as_ctx_make(&s, ctx_entry);
+    as_transfer t = as_switch_fast(c, buf);
+    cr_assert(t.ctx && t.data == buf + 1);
+    t = as_switch_fast(t.ctx, buf + 5);
+    cr_assert(!t.ctx && t.data == buf + 6);
+}
+ROW(switch_ontop_null, "switch.h", "as_switch_ontop", "NULL to or fn (also as_switch_ontop_fast)",
+    "undefined, and switch.h says so; a live one works")
+{
+    assert_doc_says("switch.h", "as_switch_ontop", "undefined");
+    as_stack s;
+    as_stack_init(&s, buf, 16384);
+    as_ctx c = as_ctx_make(&s, ctx_entry);
+    as_transfer t = as_switch(c, buf);              /* suspended in ctx_entry */
+    t = as_switch_ontop(t.ctx, buf + 20, ontop_fn); /* its switch returns buf + 30 */
+    cr_assert(!t.ctx && t.data == buf + 31, "ontop: %p", t.data);
+    c = as_ctx_make(&s, ctx_entry);
+    t = as_switch(c, buf);
+    t = as_switch_ontop_fast(t.ctx, buf + 20, ontop_fn);
+    cr_assert(!t.ctx && t.data == buf + 31, "ontop_fast: %p", t.data);
+}
+ROW(switch_strategy_bad, "switch.h", "as_switch_set_fp_strategy",
+    "unknown strategy (-1, 3, INT_MAX) (also as_switch_fp_strategy, as_switch_init)",
+    "-EINVAL, the binding unchanged, switches still work")
+{
+    cr_assert_eq(as_switch_init(), 0);
+    int was = as_switch_fp_strategy();
+    cr_assert(was == AS_FP_COMPARE || was == AS_FP_RELOAD);
+    cr_assert_eq(as_switch_set_fp_strategy(-1), -EINVAL);
+    cr_assert_eq(as_switch_set_fp_strategy(3), -EINVAL);
+    cr_assert_eq(as_switch_set_fp_strategy(0x7fffffff), -EINVAL);
+#if AS_ARCH_AARCH64
+    cr_assert_eq(as_switch_set_fp_strategy(AS_FP_RELOAD), -EINVAL);
+#endif
+    cr_assert_eq(as_switch_fp_strategy(), was);
+    as_stack s;
+    as_stack_init(&s, buf, 16384);
+    stack_works(&s);
+}
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* activation.h                                                              */
 
@@ -629,6 +684,17 @@ ROW(act_fpu, "activation.h", "as_act_fpu_size", "no arguments (also as_act_fpu_c
     int c = as_act_fpu_check();
     cr_assert(c == 0 || c == -ENOSPC);
     cr_assert_eq(c == 0, as_act_fpu_size() <= AS_ACT_FPU_SIZE);
+}
+/* as_act_fpu_mask comes with the activations change: weak, so that the
+ * row says so where it is missing instead of failing to link. */
+extern uint64_t as_act_fpu_mask(void) __attribute__((weak));
+
+ROW(act_fpu_mask, "activation.h", "as_act_fpu_mask", "no arguments",
+    "at least x87 and SSE (aarch64: FPSIMD), 3")
+{
+    if (!as_act_fpu_mask)
+        cr_skip_test("as_act_fpu_mask is not in this library (the activations change)");
+    cr_assert_eq(as_act_fpu_mask() & 3, 3);
 }
 ROW(act_capture_null, "activation.h", "as_act_capture",
     "NULL (also as_act_capture_full, as_act_resume)",
