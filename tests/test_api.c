@@ -450,14 +450,19 @@ static as_transfer ontop_fn(as_transfer t)
     return (as_transfer){ t.ctx, (char *)t.data + 10 };
 }
 
+/* A fresh context running ctx_entry on the first 16 KiB of buf. */
+static as_ctx buf_ctx(void)
+{
+    as_stack s;
+    as_stack_init(&s, buf, 16384);
+    return as_ctx_make(&s, ctx_entry);
+}
+
 ROW(switch_fast_null, "switch.h", "as_switch_fast", "NULL / spent context",
     "undefined, and switch.h says so; a live one works")
 {
     assert_doc_says("switch.h", "as_switch_fast", "undefined");
-    as_stack s;
-    as_stack_init(&s, buf, 16384);
-    as_ctx c = as_ctx_make(&s, ctx_entry);
-    as_transfer t = as_switch_fast(c, buf);
+    as_transfer t = as_switch_fast(buf_ctx(), buf);
     cr_assert(t.ctx && t.data == buf + 1);
     t = as_switch_fast(t.ctx, buf + 5);
     cr_assert(!t.ctx && t.data == buf + 6);
@@ -466,14 +471,10 @@ ROW(switch_ontop_null, "switch.h", "as_switch_ontop", "NULL to or fn (also as_sw
     "undefined, and switch.h says so; a live one works")
 {
     assert_doc_says("switch.h", "as_switch_ontop", "undefined");
-    as_stack s;
-    as_stack_init(&s, buf, 16384);
-    as_ctx c = as_ctx_make(&s, ctx_entry);
-    as_transfer t = as_switch(c, buf);              /* suspended in ctx_entry */
+    as_transfer t = as_switch(buf_ctx(), buf);      /* suspended in ctx_entry */
     t = as_switch_ontop(t.ctx, buf + 20, ontop_fn); /* its switch returns buf + 30 */
     cr_assert(!t.ctx && t.data == buf + 31, "ontop: %p", t.data);
-    c = as_ctx_make(&s, ctx_entry);
-    t = as_switch(c, buf);
+    t = as_switch(buf_ctx(), buf);
     t = as_switch_ontop_fast(t.ctx, buf + 20, ontop_fn);
     cr_assert(!t.ctx && t.data == buf + 31, "ontop_fast: %p", t.data);
 }
