@@ -14,6 +14,18 @@
  * Records are never unmapped while the pool lives, so reading a stale
  * `next` is harmless.  Both operations are a bounded number of plain loads
  * and one CAS per attempt: lock-free and async-signal-safe.
+ *
+ * Records [fresh, n) have never been handed out: as_act_pool_init touches
+ * none of them (so any n up to 2^32-1 costs nothing), and as_act_alloc,
+ * when the free list is empty, takes records[fresh] by CASing fresh up by
+ * one and fills in its pool fields then.
+ *
+ * A record's `self` says whether it is out of the pool: == the record
+ * while someone holds it (from as_act_alloc until its release), NULL
+ * while it lies on the free list.  A release first CASes self from the
+ * record to NULL and pushes only if that succeeded, so releasing a record
+ * twice pushes it once (as_act_resume's release clears self before its
+ * push in the same way; one record is resumed by one caller at a time).
  */
 #include "internal.h"
 
@@ -215,6 +227,7 @@ static void fresh_fill(as_act *a, uintptr_t top, void (*fn)(void *), void *arg)
  */
 int as_act_rollforward(as_act *a)
 {
+    AS_ASSERT(a);
     uintptr_t pc = a->rip;
     const uint64_t ZF = 1u << 6;
     if (pc == (uintptr_t)as__act_cwin && (a->rflags & ZF))
@@ -335,6 +348,7 @@ static void fresh_fill(as_act *a, uintptr_t top, void (*fn)(void *), void *arg)
  */
 int as_act_rollforward(as_act *a)
 {
+    AS_ASSERT(a);
     uintptr_t pc = a->pc;
     if (pc == (uintptr_t)as__act_cwin && (uint32_t)a->x[7] == 0)
         pc = (uintptr_t)as__act_ctail;
@@ -394,44 +408,63 @@ int as_act_kind(const as_act *a) { return a ? a->kind : AS_ACT_NONE; }
 
 int as_act_pool_init(as_act_pool *p, as_act *records, size_t n)
 {
-    if (!p || !records || n == 0 || n >= SLOT_MASK || ((uintptr_t)records & 63))
+    if (!p || !records || n == 0 || n > SLOT_MASK || ((uintptr_t)records & 63) ||
+        n > (UINTPTR_MAX - (uintptr_t)records) / sizeof(as_act))
         return -AS_EINVAL;
     (void)as_act_fpu_size();            /* what a record holds, now */
-    for (size_t i = 0; i < n; i++) {
-        as_act *r = &records[i];
-        r->pool = p;
-        r->self = r;
-        r->slot = (uint32_t)(i + 1);
-        r->next = (uint32_t)i;          /* the slot below: i, 0 for the first */
-        r->kind = AS_ACT_NONE;
-    }
     p->records = records;
     p->n = n;
-    __atomic_store_n(&p->head, (uint64_t)n, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->fresh, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->head, 0, __ATOMIC_RELEASE);
     return 0;
+}
+
+/* A record handed out for the first time: its pool fields, then out. */
+static as_act *pool_fresh(as_act_pool *p)
+{
+    size_t f = __atomic_load_n(&p->fresh, __ATOMIC_RELAXED);
+    do {
+        if (f >= p->n)
+            return NULL;
+    } while (!__atomic_compare_exchange_n(&p->fresh, &f, f + 1, 1,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    as_act *r = &p->records[f];
+    r->pool = p;
+    r->slot = (uint32_t)(f + 1);
+    r->next = 0;
+    r->kind = AS_ACT_NONE;
+    __atomic_store_n(&r->self, r, __ATOMIC_RELEASE);
+    return r;
 }
 
 as_act *as_act_alloc(as_act_pool *p)
 {
-    if (!p)
+    if (!p || !p->records)
         return NULL;
     uint64_t old = __atomic_load_n(&p->head, __ATOMIC_ACQUIRE);
     for (;;) {
         uint32_t s = (uint32_t)(old & SLOT_MASK);
         if (!s)
-            return NULL;
+            return pool_fresh(p);
         as_act *r = &p->records[s - 1];
         uint64_t nx = __atomic_load_n(&r->next, __ATOMIC_RELAXED);
         uint64_t new_head = (((old >> 32) + 1) << 32) | nx;
         if (__atomic_compare_exchange_n(&p->head, &old, new_head, 1,
-                                        __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+                                        __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+            __atomic_store_n(&r->self, r, __ATOMIC_RELAXED);    /* out */
             return r;
+        }
     }
 }
 
 void as_act_release(as_act *a)
 {
-    if (!a || !a->pool || a->self != a)
+    if (!a || !a->pool)
+        return;
+    /* Out -> in; a record already in its pool (or not from one) stays. */
+    const as_act *me = a;
+    if (!__atomic_compare_exchange_n(&a->self, &me, NULL, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
         return;
     as_act_pool *p = a->pool;
     uint64_t old = __atomic_load_n(&p->head, __ATOMIC_RELAXED);
@@ -447,11 +480,12 @@ size_t as_act_pool_free(const as_act_pool *p)
 {
     if (!p || !p->records)
         return 0;
-    size_t count = 0;
+    size_t fresh = __atomic_load_n(&p->fresh, __ATOMIC_RELAXED);
+    size_t count = 0, listed = fresh < p->n ? fresh : p->n;
     uint32_t s = (uint32_t)(__atomic_load_n(&p->head, __ATOMIC_ACQUIRE) & SLOT_MASK);
-    while (s && s <= p->n && count < p->n) {
+    while (s && s <= listed && count < listed) {
         count++;
         s = __atomic_load_n(&p->records[s - 1].next, __ATOMIC_RELAXED);
     }
-    return count;
+    return count + (p->n - listed);
 }

@@ -64,11 +64,25 @@ static void dl_serve(struct as__dl_slot *s, uint64_t seq)
 /*
  * Serve up to `max` PENDING requests for lock l (combining) or for any
  * lock bound to server srv (l NULL).  Returns how many were served.
+ *
+ * Bounded waiting.  A combining holder serves at most `max` per scan, so
+ * a scan that always began at slot 0 could keep serving the low slots
+ * while the high ones wait for a lock race they may never win.  So the
+ * scan goes round the slots like a clock hand: it starts at l->scan, where
+ * the lock's previous scan stopped, and leaves it just past the last slot
+ * it served.  A PENDING request is then reached before the hand passes
+ * any other slot twice (the bound in dlock.h).  l->scan is read and
+ * written only by the lock's holder.  A server scans every slot each pass
+ * (max is unbounded), from 0.
  */
 static unsigned dl_scan(as_dlock *l, as_dserver *srv, unsigned max)
 {
     unsigned n = 0, hwm = ld_acq(&as__dl_hwm);
-    for (unsigned i = 0; i < hwm; i++) {
+    unsigned start = l ? ld_rlx(&l->scan) : 0;
+    if (start >= hwm)
+        start = 0;
+    unsigned i = start;
+    for (unsigned k = 0; k < hwm; k++, i = i + 1 < hwm ? i + 1 : 0) {
         struct as__dl_slot *s = &as__dl_slots[i];
         /* Rule 1: PENDING iff completed + 1 == made.  `seq` may be stale
          * by the time `done` is read, which only makes done + 1 != seq. */
@@ -88,6 +102,8 @@ static unsigned dl_scan(as_dlock *l, as_dserver *srv, unsigned max)
         if (s->req.ctx)
             __builtin_prefetch(s->req.ctx);         /* the client's stack top */
         dl_serve(s, seq);
+        if (l)
+            st_rlx(&l->scan, i + 1);
         if (++n >= max || (srv && ld_rlx(&srv->stop)))
             break;
     }
@@ -105,6 +121,8 @@ static void dl_release_slow(as_dlock *l)
     unsigned done = 0;
     uintptr_t served = 0;               /* WAITER units, still counted */
     uint64_t t0 = 0;
+    if (!(ld_rlx(&l->word) & HELD))
+        return;         /* nobody holds l: unlocking it is a no-op */
     for (;;) {
         uintptr_t w = ld_rlx(&l->word);
         if (w == HELD + served) {
@@ -312,6 +330,7 @@ static void dl_lock_slow(as_dlock *l)
 
 void as_dlock_lock(as_dlock *l)
 {
+    AS_ASSERT(l);
     uintptr_t w = 0;
     if (!l->server && AS_LIKELY(cas_acq(&l->word, &w, HELD)))
         return;
@@ -320,9 +339,13 @@ void as_dlock_lock(as_dlock *l)
 
 void as_dlock_unlock(as_dlock *l)
 {
+    AS_ASSERT(l);
     as_ctx back = l->back;
     if (AS_LIKELY(!back)) {
-        dl_release(l);                  /* held here: serve waiters, release */
+        /* Held here: serve waiters, release.  A server-mode lock is
+         * always delegated (back set), so without back nobody holds it. */
+        if (AS_LIKELY(!l->server))
+            dl_release(l);
         return;
     }
     l->back = NULL;

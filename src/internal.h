@@ -10,6 +10,14 @@
 
 #define AS_HIDDEN __attribute__((visibility("hidden")))
 
+/*
+ * AS_ASSERT(c) - the one assertion the library has, for what a hot path
+ * cannot afford to check (a NULL lock, record or ucontext).  Off unless
+ * AS_DEBUG is defined (meson buildtype=debug defines it); then a false c
+ * executes a trap instruction (SIGILL/SIGTRAP: no libc needed, so it works
+ * freestanding).  A build may define its own AS_ASSERT (e.g. a kernel's
+ * BUG_ON) with -D or before this header.
+ */
 #ifndef AS_ASSERT
 # ifdef AS_DEBUG
 #  define AS_ASSERT(c) do { if (!(c)) __builtin_trap(); } while (0)

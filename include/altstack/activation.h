@@ -152,7 +152,8 @@ struct __attribute__((aligned(64))) as_act {
     uint16_t kind;                  /* AS_ACT_*                             */
     /* pool membership: owned by the pool, kept by every fill */
     as_act_pool *pool;
-    const as_act *self;             /* == this record while it is pooled    */
+    const as_act *self;             /* == this record while it is handed out,
+                                       NULL while it is free in its pool   */
     uint32_t next, slot;            /* free-list link, 1-based index        */
     uint32_t pkru;                  /* the rights, if flags & AS_ACT_F_PKRU */
     uint32_t flags;                 /* AS_ACT_F_*, written by every fill    */
@@ -195,6 +196,7 @@ struct as_act_pool {
     uint64_t head;                  /* tag:32 | slot:32 of the first free   */
     as_act  *records;
     size_t   n;
+    size_t   fresh;                 /* records handed out at least once     */
 };
 
 /*
@@ -253,22 +255,28 @@ AS_API int       as_act_kind(const as_act *a);
 
 /*
  * as_act_pool_init - make the n records at `records` a pool, all free.
- * Returns 0; -EINVAL if p or records is NULL, n is 0 or above 2^32-1, or
- * records is not 64-byte aligned.  (On CPUs whose XSAVE area is larger
- * than a record's FP area, AMX, records hold what as_act_fpu_mask() says
- * and pools work all the same.)  Not concurrent with any other use of p.
+ * Touches no record (each is set up when it is first handed out), so it
+ * costs the same for any n, and memory nobody allocates from stays
+ * untouched.  Returns 0; -EINVAL if p or records is NULL, n is 0 or above
+ * 2^32-1, the n records would wrap the address space, or records is not
+ * 64-byte aligned.  (On CPUs whose XSAVE area is larger than a record's
+ * FP area, AMX, records hold what as_act_fpu_mask() says and pools work
+ * all the same.)  Not concurrent with any other use of p; initialising a
+ * pool again while records of it are still held is undefined.
  * Mode: both.  Async-signal-safe.
  */
 AS_API int     as_act_pool_init(as_act_pool *p, as_act *records, size_t n);
 
 /* as_act_alloc - take a free record, or NULL when none is left (or p is
- * NULL).  The record's contents other than its pool fields are whatever
+ * NULL or was never initialised: all zero).  The record's contents other than its pool fields are whatever
  * its last use left.  Lock-free, async-signal-safe.  Mode: both. */
 AS_API as_act *as_act_alloc(as_act_pool *p);
 
 /* as_act_release - give a record back to its pool.  A record that is not
- * from a pool (or NULL) is ignored.  Releasing a record twice is undefined.
- * Lock-free, async-signal-safe.  Mode: both. */
+ * from a pool (or NULL) is ignored, and so is one that is already back in
+ * its pool (released, or resumed, before): releasing a record twice is a
+ * no-op that leaves the pool as it was.  Lock-free, async-signal-safe.
+ * Mode: both. */
 AS_API void    as_act_release(as_act *a);
 
 /* as_act_pool_free - how many records are free right now (a snapshot that

@@ -141,9 +141,25 @@
  * trap where they can see it); so is taking, inside a server-mode critical
  * section, another lock bound to the same server.
  *
- * Undefined, not detected: unlocking a lock not held; unlock on another
- * stack than the matching lock; leaving a critical section by longjmp;
- * calling as_dlock_lock on a server-mode lock from its own server thread.
+ * Bounded waiting.  Holders serve waiting requests in slot order round a
+ * circle, each lock's scan starting where its previous one stopped, so a
+ * request that is published (combining mode) is served, or its thread
+ * takes the lock, before 2 * (S - 1) critical sections of that lock have
+ * run for others, S being the number of request slots in use
+ * (as_dlock_slots_in_use, at most AS_DLOCK_MAX_SLOTS hosted, or
+ * AS_DLOCK_MAX_CPUS * AS_DLOCK_NEST freestanding): the scan passes each
+ * other slot at most once before reaching it, and between two of its
+ * steps the lock changes hands at most once.  A server (server mode)
+ * scans every slot in each pass: at most S - 1 others run first.
+ *
+ * Unlocking a lock nobody holds (combining mode: it is free; server mode:
+ * no critical section of it is running) is a no-op: the lock stays free
+ * and usable.  Undefined, not detected: unlocking a lock that another
+ * thread holds; unlock on another stack than the matching lock; leaving a
+ * critical section by longjmp; calling as_dlock_lock on a server-mode lock
+ * from its own server thread; as_dlock_lock or as_dlock_unlock with a NULL
+ * or uninitialised lock (the hot path checks nothing; a build with
+ * -DAS_DEBUG traps on NULL through AS_ASSERT).
  */
 #ifndef ALTSTACK_DLOCK_H
 #define ALTSTACK_DLOCK_H
@@ -173,11 +189,12 @@ typedef struct as_dlock {
     unsigned char pad_[AS_PADLINE - sizeof(uintptr_t) - sizeof(void *)];
     void       *back;       /* the server context a delegated critical
                                section returns to at unlock; NULL: none   */
-    unsigned char pad2_[AS_PADLINE - sizeof(void *)];
+    unsigned    scan;       /* combining: the slot the next scan starts at */
+    unsigned char pad2_[AS_PADLINE - sizeof(void *) - sizeof(unsigned)];
 } __attribute__((aligned(AS_PADLINE))) as_dlock;
 
 /* A combining-mode lock in static storage. */
-#define AS_DLOCK_INITIALIZER { 0, 0, { 0 }, 0, { 0 } }
+#define AS_DLOCK_INITIALIZER { 0, 0, { 0 }, 0, 0, { 0 } }
 
 /* A dedicated server: the thread inside as_dserver_run serves its locks. */
 struct as_dserver {
@@ -219,7 +236,9 @@ AS_API void *as_dlock_call(as_dlock *l, void *(*cs)(void *), void *arg);
  * as_dlock_tls_is_clients(): in the fallback the compiler may or may not
  * recompute them (glibc's __errno_location is `const`), so such an access
  * reaches the client's or the running thread's variable.
- * No argument checks: l must be an initialised lock.
+ * No argument checks: l must be an initialised lock; NULL is undefined
+ * (a -DAS_DEBUG build traps).  as_dlock_unlock of a lock nobody holds is
+ * a no-op (see "Unlocking" above).
  * Mode: both.  Not async-signal-safe.
  */
 AS_API void  as_dlock_lock(as_dlock *l);

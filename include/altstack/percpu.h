@@ -112,8 +112,13 @@ typedef struct as_percpu {
  * be an as_percpu record; sets base->self and writes TPIDR_EL1.
  * Hosted: any pointer, the thread's own; on x86_64 also the thread's GS
  * base (wrgsbase, or arch_prctl(ARCH_SET_GS) where FSGSBASE is off).
- * Passing NULL clears it.
- * Async-signal-safe.  No errors (arch_prctl cannot fail for a user address).
+ * Passing NULL clears it.  Hosted x86_64: a base that GS cannot hold is
+ * refused and nothing changes (as_percpu_get keeps returning the previous
+ * base): a non-canonical address, which goes to arch_prctl and is taken
+ * only where the kernel allows it (5-level paging), and, where FSGSBASE is
+ * off, an address in the kernel's half.  No error is returned: compare
+ * as_percpu_get() with base to see whether it was taken.
+ * Async-signal-safe.
  */
 AS_API void  as_percpu_set(void *base);
 

@@ -99,7 +99,9 @@ typedef struct as_preempt_stats {
 /*
  * as_preempt_start - preempt the calling thread every interval_us.
  * Returns 0; -EINVAL if cfg, upcall, pool or upcall_stack is NULL,
- * interval_us is 0 or the upcall stack has less than 48 KiB; -EBUSY if the
+ * interval_us is 0, the pool was never initialised (all zero) or the
+ * upcall stack has less than 48 KiB; -EFAULT if part of the upcall stack
+ * is not mapped; -EBUSY if the
  * thread already runs preemption; -ENOSPC if the kernel's signal frames
  * would not fit the 32 KiB signal area; or the -errno of sigaction,
  * sigaltstack, timer_create or timer_settime.  Not async-signal-safe.

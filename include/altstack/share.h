@@ -331,7 +331,10 @@ AS_API int  as_stack_alias(const as_stack *s, int prot, void **alias);
 
 /*
  * as_stack_unalias - unmap an alias that as_stack_alias made for s.
- * Returns 0, or -EINVAL if s or alias is NULL or alias is not page-aligned.
+ * Returns 0, or -EINVAL if s or alias is NULL, alias is not page-aligned,
+ * or alias is not a live alias of as_stack_size(s) bytes (the stack's own
+ * memory, an alias already unmapped, any other address): then nothing is
+ * unmapped.
  * Mode: hosted.  Not async-signal-safe.
  */
 AS_API int  as_stack_unalias(const as_stack *s, void *alias);

@@ -63,7 +63,9 @@ AS_API int  as_stack_init(as_stack *s, void *mem, size_t size);
 /*
  * as_stack_free - unmap what as_stack_alloc (or as_stack_alloc_shareable)
  * mapped and zero *s.  A no-op for adopted memory, for NULL and for a zeroed
- * as_stack.  Freeing a stack that a live context still runs on is undefined.
+ * as_stack.  Freeing a stack that a live context still runs on, or an
+ * as_stack that neither function here filled (uninitialised memory: its
+ * `map` would be unmapped), is undefined.
  * Mode: both (freestanding: only clears *s).
  */
 AS_API void as_stack_free(as_stack *s);

@@ -108,7 +108,8 @@ typedef as_transfer (*as_entry)(as_transfer t);
  * whose ctx is NULL is undefined (there would be nowhere to go).
  *
  * The library uses a few dozen bytes at the top of s.  Returns NULL if s or
- * fn is NULL or the stack is smaller than AS_STACK_MIN.
+ * fn is NULL or the stack is smaller than AS_STACK_MIN (in AddressSanitizer
+ * builds, AS_STACK_MIN + 64: the context's record for ASan sits on top).
  * Mode: both.  Async-signal-safe (writes only to s's memory).
  */
 AS_API as_ctx as_ctx_make(const as_stack *s, as_entry fn);
@@ -119,7 +120,9 @@ AS_API as_ctx as_ctx_make(const as_stack *s, as_entry fn);
  * Returns, when something later switches back to the caller, the transfer
  * that switch handed over: ctx is the context to switch to in order to
  * resume whoever resumed us, or NULL if that was a finishing context.
- * `to` must be a live context (not NULL): the hot path does no checking.
+ * `to` must be a live context: switching to NULL, or to a spent or
+ * finished context, is undefined (the hot path does no checking; NULL
+ * faults at the first load).
  * Mode: both.  Async-signal-safe as far as the switch itself goes.
  */
 AS_API as_transfer as_switch(as_ctx to, void *data);

@@ -56,13 +56,18 @@ const char *as_percpu_gs_method(void)
 
 void as_percpu_set(void *base)
 {
-    as__base = base;
 #if AS_ARCH_X86_64
-    if (as__gs_method_get() == 1)
+    /* wrgsbase faults (#GP) on a non-canonical address; such a base goes
+     * to the kernel instead, which may take it (5-level paging) or refuse
+     * it, and a refused base changes nothing. */
+    uintptr_t b = (uintptr_t)base;
+    bool canonical = (uintptr_t)((intptr_t)(b << 16) >> 16) == b;
+    if (canonical && as__gs_method_get() == 1)
         __asm__ volatile("wrgsbase %0" : : "r"(base) : "memory");
-    else
-        syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)base);
+    else if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)b) != 0)
+        return;
 #endif
+    as__base = base;
 }
 
 void *as_percpu_get(void)

@@ -51,6 +51,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/auxv.h>
 
@@ -177,6 +178,15 @@ int as_preempt_start(const as_preempt_cfg *cfg)
     uintptr_t lo = (uintptr_t)s->lo, hi = as__align_down((uintptr_t)s->hi, 16);
     if (!lo || hi <= lo || hi - lo < AS__PREEMPT_MIN)
         return -EINVAL;
+    /* A zeroed pool was never initialised: every tick would be dropped. */
+    if (!cfg->pool->records || !cfg->pool->n)
+        return -EINVAL;
+    /* The whole upcall stack must be mapped: the first tick writes its
+     * signal frame at the top.  msync fails with ENOMEM on a hole and
+     * does nothing for anonymous memory. */
+    uintptr_t pg = as__align_down(lo, as__page_size());
+    if (msync((void *)pg, hi - pg, MS_ASYNC) != 0)
+        return errno == ENOMEM ? -EFAULT : -errno;
     size_t minsig = getauxval(AT_MINSIGSTKSZ);
     if (minsig * 2 > AS__PREEMPT_ALT)
         return -ENOSPC;

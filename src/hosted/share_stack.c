@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -90,6 +91,49 @@ static int fd_get(const void *map)
             fd = fds[i].fd;
     pthread_mutex_unlock(&fds_lock);
     return fd;
+}
+
+/* Every alias as_stack_alias made and as_stack_unalias has not unmapped,
+ * so that unalias unmaps only those: handed the stack's own memory or any
+ * other address, it must fail rather than unmap what it does not own. */
+static struct alias_rec { void *addr; size_t len; } *aliases;
+static size_t n_aliases, cap_aliases;
+static pthread_mutex_t aliases_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int alias_put(void *addr, size_t len)
+{
+    int err = 0;
+    pthread_mutex_lock(&aliases_lock);
+    if (n_aliases == cap_aliases) {
+        size_t cap = cap_aliases ? 2 * cap_aliases : 16;
+        struct alias_rec *a = realloc(aliases, cap * sizeof *a);
+        if (a) {
+            aliases = a;
+            cap_aliases = cap;
+        } else {
+            err = -AS_ENOMEM;
+        }
+    }
+    if (!err)
+        aliases[n_aliases++] = (struct alias_rec){ addr, len };
+    pthread_mutex_unlock(&aliases_lock);
+    return err;
+}
+
+/* Forget the alias at addr of len bytes; false if there is none. */
+static bool alias_take(const void *addr, size_t len)
+{
+    bool found = false;
+    pthread_mutex_lock(&aliases_lock);
+    for (size_t i = 0; i < n_aliases; i++) {
+        if (aliases[i].addr == addr && aliases[i].len == len) {
+            aliases[i] = aliases[--n_aliases];
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&aliases_lock);
+    return found;
 }
 
 int as_stack_alloc_shareable(as_stack *s, size_t size)
@@ -168,6 +212,10 @@ int as_stack_alias(const as_stack *s, int prot, void **alias)
         if (a == MAP_FAILED)
             return -AS_ENOMEM;
     }
+    if (alias_put(a, len) != 0) {
+        munmap(a, len);
+        return -AS_ENOMEM;
+    }
     *alias = a;
     return 0;
 }
@@ -177,7 +225,10 @@ int as_stack_unalias(const as_stack *s, void *alias)
     if (!s || !alias || ((uintptr_t)alias & (as__page_size() - 1)) ||
         (uintptr_t)s->hi <= (uintptr_t)s->lo)
         return -AS_EINVAL;
-    if (munmap(alias, as_stack_size(s)) != 0)
+    size_t len = as_stack_size(s);
+    if (!alias_take(alias, len))
+        return -AS_EINVAL;      /* not an alias of this size: touch nothing */
+    if (munmap(alias, len) != 0)
         return -errno;
     return 0;
 }

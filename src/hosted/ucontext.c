@@ -124,6 +124,7 @@ static unsigned char *frame_pkru(const unsigned char *fx)
 
 void as_act_from_ucontext(as_act *a, const void *ucontext)
 {
+    AS_ASSERT(a && ucontext);
     const ucontext_t *uc = ucontext;
     const greg_t *g = uc->uc_mcontext.gregs;
     as__act_cpu_init();
@@ -230,6 +231,7 @@ static void put_pkru(unsigned char *fx, const as_act *a)
 
 void as_act_to_ucontext(const as_act *a, void *ucontext)
 {
+    AS_ASSERT(a && ucontext);
     ucontext_t *uc = ucontext;
     greg_t *g = uc->uc_mcontext.gregs;
     unsigned char *fx = (unsigned char *)uc->uc_mcontext.fpregs;
@@ -346,6 +348,7 @@ static void end_after(struct fpsimd_rec *f)
 
 void as_act_from_ucontext(as_act *a, const void *ucontext)
 {
+    AS_ASSERT(a && ucontext);
     const ucontext_t *uc = ucontext;
     const mcontext_t *mc = &uc->uc_mcontext;
     memcpy(a->x, mc->regs, sizeof a->x);
@@ -368,6 +371,7 @@ void as_act_from_ucontext(as_act *a, const void *ucontext)
 
 void as_act_to_ucontext(const as_act *a, void *ucontext)
 {
+    AS_ASSERT(a && ucontext);
     ucontext_t *uc = ucontext;
     mcontext_t *mc = &uc->uc_mcontext;
     struct fpsimd_rec *f = find_fpsimd(mc);

@@ -147,7 +147,8 @@ AS_FUNC_BEGIN(as_act_capture_full)
 AS_FUNC_END(as_act_capture_full)
 
 /*
- * AS_ACT_RELEASE win, done: push a (x0) back on its pool, if it has one.
+ * AS_ACT_RELEASE win, done: push a (x0) back on its pool, if it has one
+ * and it is out of it (self == a; cleared first: in the pool now).
  *   in: x0 = a.  Clobbers x1-x7 and NZCV.
  * The link is written before the exclusive pair (a store between LDXR
  * and STLXR may clear the monitor); the LDXR then checks the head did
@@ -164,6 +165,7 @@ AS_FUNC_END(as_act_capture_full)
     ldr     x2, [x0, #AS_ACT_SELF]
     cmp     x2, x0
     b.ne    \done
+    str     xzr, [x0, #AS_ACT_SELF]
     ldr     w3, [x0, #AS_ACT_SLOT]
     b       1f
 2:  clrex

@@ -185,7 +185,8 @@ AS_FUNC_BEGIN(as_act_capture_full)
 AS_FUNC_END(as_act_capture_full)
 
 /*
- * AS_ACT_RELEASE(win): push a (rdi) back on its pool, if it has one.
+ * AS_ACT_RELEASE(win): push a (rdi) back on its pool, if it has one and
+ * it is out of it (self == a; cleared first: in the pool now).
  *   in:  rdi = a.  Clobbers rax, rcx, rdx, r8 and the flags.
  * The CAS is `lock cmpxchg` on the 64-bit head (tag:32 | slot:32): the
  * link written into a->next is the old first slot, the tag is kept (only
@@ -199,6 +200,7 @@ AS_FUNC_END(as_act_capture_full)
     jz      done;                               \
     cmpq    %rdi, AS_ACT_SELF(%rdi);            \
     jne     done;                               \
+    movq    $0, AS_ACT_SELF(%rdi);              \
     movl    AS_ACT_SLOT(%rdi), %ecx;            \
     movq    AS_ACT_POOL_HEAD(%r8), %rax;        \
 1:  movl    %eax, AS_ACT_NEXT(%rdi);            \
