@@ -45,6 +45,8 @@ _Static_assert(sizeof(struct as__dl_slot) == 2 * AS_PADLINE, "slot: request + re
 /* ------------------------------------------------------------------------ */
 /* Serving                                                                   */
 
+void (*as__dl_section_end)(void);
+
 /* Run one PENDING request (rule 2: we hold its lock, or are its server). */
 static void dl_serve(struct as__dl_slot *s, uint64_t seq)
 {
@@ -55,9 +57,13 @@ static void dl_serve(struct as__dl_slot *s, uint64_t seq)
                                      : as_switch(c, NULL);
         /* The critical section ran and unlock() switched back (rule 3). */
         s->resp.ctx = t.ctx;
-    } else {
-        s->resp.ret = s->req.cs(s->req.arg);
+        st_rel(&s->resp.seq, seq);
+        void (*end)(void) = ld_rlx(&as__dl_section_end);
+        if (as__dl_tp_ok && end)
+            end();                      /* e.g. a tick held meanwhile */
+        return;
     }
+    s->resp.ret = s->req.cs(s->req.arg);
     st_rel(&s->resp.seq, seq);
 }
 

@@ -84,6 +84,13 @@ AS_HIDDEN as_transfer as__dl_enter(as_ctx to, void *data, uintptr_t tp);
 /* The live thread pointer, where as__dl_tp_ok. */
 AS_HIDDEN uintptr_t as__dl_tp(void);
 
+/* Called by a server right after a transparent critical section it ran
+ * under the client's thread pointer, with its own thread pointer back and
+ * the client's response published; NULL: nothing to do.  Hosted
+ * preemption (src/hosted/preempt.c) sets it to deliver a tick that was
+ * held while the section ran. */
+AS_HIDDEN extern void (*as__dl_section_end)(void);
+
 static inline void as__cpu_relax(void)
 {
 #if AS_ARCH_X86_64
