@@ -200,7 +200,7 @@ static int dl_wait(as_dlock *l, struct as__dl_slot *s, uint64_t seq)
 static void dl_check_nesting(struct as__dl_level *lv, as_dlock *l)
 {
 #ifdef AS_DEBUG
-    for (struct as__dl_level *p = lv->self->lv; p < lv; p++)
+    for (struct as__dl_level *p = lv->self->lv; p < lv && p < lv->self->lv + AS_DLOCK_NEST; p++)
         AS_ASSERT(p->waits_for != l);
 #else
     (void)lv, (void)l;
@@ -218,6 +218,12 @@ static struct as__dl_level *dl_no_level(as_dlock *l, bool stack)
             if (!(w & HELD) && cas_acq(&l->word, &w, w | HELD))
                 return NULL;
         } else {
+#if AS_FREESTANDING
+            /* Server mode must delegate, and a CPU's AS_DLOCK_NEST levels
+             * are static: past them none would ever come free.  Fail at
+             * once rather than hang (dlock.h, "Nesting"). */
+            __builtin_trap();
+#endif
             /* Server mode must delegate: wait for a slot to come free. */
             struct as__dl_level *lv = as__dl_level_get(stack);
             if (lv)

@@ -48,6 +48,10 @@ struct as__dl_level {
 struct as__dl_self {
     unsigned            depth;      /* levels in use                          */
     struct as__dl_level lv[AS_DLOCK_NEST];
+    /* hosted: levels AS_DLOCK_NEST.. , allocated one by one as nesting
+     * first reaches them (each stays where it is: waits point into it) */
+    struct as__dl_level **more;
+    unsigned            nmore;
 };
 
 /* The slot table, its high-water mark (slots [0, hwm) have ever been used)

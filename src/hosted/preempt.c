@@ -71,6 +71,26 @@
 #include <sys/syscall.h>
 #include <sys/auxv.h>
 
+/* Under AddressSanitizer, as_call_on tells ASan about the stack change,
+ * and ASan allows one such switch at a time per thread: a tick that lands
+ * inside an as_switch of the interrupted code would start a second one.
+ * So the upcall is entered the way as_act_resume leaves it, without
+ * telling ASan (src/hosted/asan.c). */
+#if defined(AS_ASAN) && AS_ASAN
+# include <sanitizer/asan_interface.h>
+AS_HIDDEN void *as__raw_call_on(const as_stack *s, void *(*fn)(void *), void *arg);
+# define enter_upcall as__raw_call_on
+/* ASan then cannot clear the shadow of upcall frames that never returned
+ * (it warns once that it ignores __asan_handle_no_return): clear it for
+ * the part of the upcall region below us, each time. */
+# define fresh_upcall_shadow(t) \
+    __asan_unpoison_memory_region((t)->up.lo, \
+        (uintptr_t)__builtin_frame_address(0) - 256 - (uintptr_t)(t)->up.lo)
+#else
+# define fresh_upcall_shadow(t) ((void)0)
+# define enter_upcall as_call_on
+#endif
+
 #define AS__PREEMPT_ALT (32u << 10)     /* sigaltstack carved off the top */
 #define AS__PREEMPT_MIN (AS__PREEMPT_ALT + (16u << 10))
 
@@ -163,6 +183,7 @@ static void *upcall_entry(void *arg)
     /* Copy the message first: it lies on the stack we came from. */
     struct entry_msg m = *(struct entry_msg *)arg;
     struct preempt_thread *t = m.t;
+    fresh_upcall_shadow(t);
     if (m.from_signal) {
         /* The handler ran with every signal blocked: back to the
          * interrupted code's mask.  Ticks that arrive now find us on
@@ -206,7 +227,7 @@ static int deliver(struct preempt_thread *t, const void *uc)
     } else if (as_act_capture(a)) {
         return 1;                   /* resumed */
     }
-    as_call_on(&t->up, upcall_entry, &m);
+    enter_upcall(&t->up, upcall_entry, &m);
     __builtin_unreachable();
 }
 
