@@ -403,6 +403,78 @@ Test(compose, preempt_x_dlock_combining_closure, .init = pool_setup, .fini = poo
     dlock_check(false, CLOSURE);
 }
 
+/* One tick, sent to the server while it runs a client's transparent
+ * section: where the section runs under the client's thread pointer the
+ * tick is held and delivered right after the section, on the server, as a
+ * CALL record; in the fallback it is the server's at once. */
+static struct {
+    as_dlock lock;
+    as_dserver srv;
+    struct pt spt;
+    atomic_int ready, section_over, upcall_saw_over, upcall_kind;
+    long server_tid, client_tid, upcall_tid;
+} ft;
+
+static void ft_upcall(as_act *a, void *arg)
+{
+    (void)arg;
+    if (!atomic_load(&ft.upcall_kind)) {
+        atomic_store(&ft.upcall_saw_over, atomic_load(&ft.section_over) + 1);
+        ft.upcall_tid = gettid_raw();
+        atomic_store(&ft.upcall_kind, as_act_kind(a));
+    }
+    as_act_resume(a);
+}
+
+static void *ft_server(void *arg)
+{
+    (void)arg;
+    memset(&ft.spt, 0, sizeof ft.spt);
+    cr_assert_eq(as_stack_alloc(&ft.spt.up, 256 << 10), 0);
+    as_preempt_cfg c = { .interval_us = 10000000, .upcall = ft_upcall,
+                         .pool = &pool, .upcall_stack = &ft.spt.up };
+    cr_assert_eq(as_preempt_start(&c), 0);
+    ft.server_tid = gettid_raw();
+    atomic_store(&ft.ready, 1);
+    as_dserver_run(&ft.srv);
+    as_preempt_stop();
+    as_stack_free(&ft.spt.up);
+    return NULL;
+}
+
+Test(compose, preempt_x_dlock_tick_inside_foreign_section, .init = pool_setup, .fini = pool_teardown)
+{
+    memset(&ft, 0, sizeof ft);
+    cr_assert_eq(as_dserver_init(&ft.srv), 0);
+    as_dlock_init(&ft.lock, &ft.srv);
+    pthread_t th;
+    pthread_create(&th, NULL, ft_server, NULL);
+    while (!atomic_load(&ft.ready))
+        sched_yield();
+    ft.client_tid = gettid_raw();
+    as_dlock_lock(&ft.lock);
+    long running = gettid_raw();            /* the server, in its section */
+    syscall(SYS_tgkill, getpid(), running, as_preempt_signal());
+    spin_us(2000);
+    atomic_store(&ft.section_over, 1);
+    as_dlock_unlock(&ft.lock);
+    uint64_t end = now_ns() + 2000000000u;
+    while (!atomic_load(&ft.upcall_kind) && now_ns() < end)
+        sched_yield();
+    as_dserver_stop(&ft.srv);
+    pthread_join(th, NULL);
+    cr_assert_eq(running, ft.server_tid, "the section ran on the server");
+    cr_assert_neq(atomic_load(&ft.upcall_kind), 0, "the tick was delivered");
+    cr_expect_eq(ft.upcall_tid, ft.server_tid, "on the server's thread");
+    if (as_dlock_tls_is_clients()) {
+        cr_expect_eq(atomic_load(&ft.upcall_saw_over), 2, "held until the section ended");
+        cr_expect_eq(atomic_load(&ft.upcall_kind), AS_ACT_CALL, "delivered from the server's code");
+    } else {
+        cr_expect_eq(atomic_load(&ft.upcall_saw_over), 1, "the server's at once, mid-section");
+        cr_expect_eq(atomic_load(&ft.upcall_kind), AS_ACT_FULL);
+    }
+}
+
 /* ======================================================================== */
 /* preemption x the program's own signals                                    */
 /* ======================================================================== */

@@ -159,7 +159,7 @@ typedef struct as_preempt_stats {
                                critical section; any number fold into one
                                pending tick                                   */
     uint64_t dropped;       /* ticks held because the pool was empty          */
-    uint64_t yields;        /* as_preempt_yield calls                         */
+    uint64_t yields;        /* as_preempt_yield calls that were not refused   */
 } as_preempt_stats;
 
 /*

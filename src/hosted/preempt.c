@@ -263,12 +263,15 @@ static void handler(int sig, siginfo_t *si, void *uc)
  * the upcall stack, on the OS thread t belongs to (TLS may be a client's
  * inside a transparent critical section) and under its own thread pointer.
  */
-static int deliver_held(struct preempt_thread *t)
+static int may_deliver(const struct preempt_thread *t)
 {
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-    if (here >= t->lo && here < t->hi)
-        return -AS_EBUSY;
-    if (t->tid != gettid_raw() || !own_tp(t))
+    return !(here >= t->lo && here < t->hi) && t->tid == gettid_raw() && own_tp(t);
+}
+
+static int deliver_held(struct preempt_thread *t)
+{
+    if (!may_deliver(t))
         return -AS_EBUSY;
     return deliver(t, NULL) ? 0 : -AS_EAGAIN;
 }
@@ -485,10 +488,10 @@ int as_preempt_yield(void)
     struct preempt_thread *t = self;
     if (!t)
         return -EINVAL;
-    if (ld(&t->disabled))
+    if (ld(&t->disabled) || !may_deliver(t))
         return -EBUSY;
     t->stats.yields++;
-    return deliver_held(t);
+    return deliver(t, NULL) ? 0 : -EAGAIN;
 }
 
 as_preempt_stats as_preempt_get_stats(void)
