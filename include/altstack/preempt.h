@@ -35,8 +35,9 @@
  * Linux notices CPU-time expiry at its scheduler tick, so the effective
  * period is at least one kernel tick (CONFIG_HZ: 4 ms at 250 Hz), whatever
  * interval_us says; and kernels built with CONFIG_POSIX_CPU_TIMERS_TASK_WORK
- * (the default on x86_64 and arm64 since Linux 5.11) send the signal on the
- * way back to user mode, never into a call that is about to sleep.
+ * (x86_64 selects it since Linux 5.11; elsewhere see the kernel's config)
+ * send the signal on the way back to user mode, never into a call that is
+ * about to sleep.
  *
  * EINTR, exactly:
  *   - timer ticks on such a kernel: no call ever sees EINTR from one;
@@ -82,7 +83,10 @@
  *     restoring the mask the signal frame saved; the handler is never left
  *     through sigreturn.  The mask belongs to the OS thread; a record
  *     resumed on a thread runs with that thread's mask (aarch64 FULL
- *     records: with the mask saved in their frame, activation.h).
+ *     records: with the mask saved in their frame, activation.h).  So on
+ *     x86_64 a green thread preempted inside one of the program's signal
+ *     handlers leaves that handler's mask to whatever the upcall resumes
+ *     next, until it runs again and its handler returns.
  *   - The upcall runs on the region of upcall_stack below its top 32 KiB,
  *     which is the thread's sigaltstack while preemption is on, so the
  *     preempted stacks never receive a signal frame and need no room for

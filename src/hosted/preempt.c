@@ -8,9 +8,9 @@
  * clock (CLOCK_THREAD_CPUTIME_ID), delivered to it alone (SIGEV_THREAD_ID).
  * A thread blocked in the kernel uses no CPU time, so it gets no tick: its
  * sleeping and waiting calls run to completion.  Linux notices CPU-time
- * expiry at its scheduler tick and (CONFIG_POSIX_CPU_TIMERS_TASK_WORK, on
- * by default on x86_64 and arm64) sends the signal on the way back to user
- * mode, never into a call that is about to sleep.
+ * expiry at its scheduler tick and (CONFIG_POSIX_CPU_TIMERS_TASK_WORK,
+ * which x86_64 selects) sends the signal on the way back to user mode,
+ * never into a call that is about to sleep.
  *
  * Whose tick is it.  The handler never reads thread-local storage: a
  * delegation-lock server running a client's transparent critical section
