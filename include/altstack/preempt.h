@@ -170,11 +170,11 @@ typedef struct as_preempt_stats {
  * as_preempt_start - preempt the calling thread every interval_us.
  * Returns 0; -EINVAL if cfg, upcall, pool or upcall_stack is NULL,
  * interval_us is 0 or the upcall stack has less than 48 KiB; -EBUSY if the
- * thread already runs preemption; -EAGAIN if AS_PREEMPT_MAX_THREADS threads
- * do; -ENOSPC if the kernel's signal frames would not fit the 32 KiB signal
- * area; or the -errno of sigaction, sigaltstack, timer_create or
- * timer_settime.  interval_us is thread CPU time (see above).
- * Not async-signal-safe.
+ * thread already runs preemption; -ENOSPC if the kernel's signal frames
+ * would not fit the 32 KiB signal area; or the -errno of sigaction,
+ * sigaltstack, timer_create or timer_settime; -EAGAIN if
+ * AS_PREEMPT_MAX_THREADS threads run preemption already.  interval_us is
+ * thread CPU time (see above).  Not async-signal-safe.
  */
 AS_API int  as_preempt_start(const as_preempt_cfg *cfg);
 
