@@ -22,11 +22,15 @@
 //       altstack     tick -> handler captures -> upcall -> as_act_resume
 //       bare_signal  signal -> empty SA_SIGINFO handler -> sigreturn
 //     Both send the signal with a raw tgkill, so both pay the same syscall.
+//   preempt_sleep/<impl>       nanosleep(40 ms):
+//       altstack     with preemption at 1 ms of CPU time
+//       plain        without
 #include <benchmark/benchmark.h>
 #include <csetjmp>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <ucontext.h>
 #include <unistd.h>
 #include <sys/syscall.h>
@@ -283,3 +287,54 @@ static void BM_preempt_bare(benchmark::State &st)
         raw_tgkill(g_pid, g_tid, SIGUSR1);
 }
 BENCHMARK(BM_preempt_bare)->Name("preempt_rt/bare_signal");
+
+// preempt_sleep: nanosleep(40 ms) while preemption ticks every 1 ms of CPU
+// time (the thread computes ~2 ms between sleeps, so ticks are live), and
+// the same sleep without preemption.  Ticks count CPU time, so the sleep
+// runs to its end: the target is at most 1 ms longer than the plain one.
+static void burn_cpu_ms(int ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    do
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < ms * 1000000L);
+}
+
+static void sleep_40ms(benchmark::State &st)
+{
+    for (auto _ : st) {
+        st.PauseTiming();
+        burn_cpu_ms(2);
+        st.ResumeTiming();
+        struct timespec ts = { 0, 40 * 1000000L };
+        if (nanosleep(&ts, nullptr) != 0)
+            st.SkipWithError("nanosleep was interrupted");
+    }
+}
+
+static void BM_preempt_sleep_as(benchmark::State &st)
+{
+    static as_act recs[8];
+    static as_act_pool pool;
+    as_act_pool_init(&pool, recs, 8);
+    as_stack up;
+    if (as_stack_alloc(&up, 256 << 10) != 0)
+        abort();
+    as_preempt_cfg cfg = {};
+    cfg.interval_us = 1000;
+    cfg.upcall = resume_at_once;
+    cfg.pool = &pool;
+    cfg.upcall_stack = &up;
+    if (as_preempt_start(&cfg) != 0)
+        abort();
+    sleep_40ms(st);
+    as_preempt_stop();
+    as_stack_free(&up);
+}
+BENCHMARK(BM_preempt_sleep_as)->Name("preempt_sleep/altstack")
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(10);
+
+static void BM_preempt_sleep_plain(benchmark::State &st) { sleep_40ms(st); }
+BENCHMARK(BM_preempt_sleep_plain)->Name("preempt_sleep/plain")
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(10);

@@ -3,10 +3,12 @@
  * examples/preempt_threads.c - preemptive green threads in one OS thread.
  *
  * Four green threads run CPU-bound loops that never yield.  A timer signal
- * (as_preempt_start) interrupts whichever runs; the upcall files its state
- * (a pooled activation) and resumes the next thread, round-robin.  Each
- * thread counts its loop turns; at the end the program prints how the
- * CPU was shared.
+ * (as_preempt_start), every SLICE_US of the thread's CPU time, interrupts
+ * whichever runs; the upcall files its state (a pooled activation) and
+ * resumes the next thread, round-robin.  Each thread counts its loop
+ * turns; at the end the program prints how the CPU was shared.
+ * (examples/green_threads.c is the M:N version: many OS threads, one
+ * shared run queue, blocking calls and a delegation lock.)
  */
 #include <altstack.h>
 #include <stdio.h>
@@ -80,7 +82,7 @@ int main(void)
     uint64_t total = 0;
     for (int i = 0; i < NTHREADS; i++)
         total += turns[i];
-    printf("%d green threads, %d us slices, %lu preemptions in %d ms\n",
+    printf("%d green threads, %d us slices of CPU time, %lu preemptions in %d ms\n",
            NTHREADS, SLICE_US, (unsigned long)switches, RUN_MS);
     for (int i = 0; i < NTHREADS; i++)
         printf("  thread %d: %9lu turns  %5.1f%%\n", i, (unsigned long)turns[i],

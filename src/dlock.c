@@ -45,6 +45,8 @@ _Static_assert(sizeof(struct as__dl_slot) == 2 * AS_PADLINE, "slot: request + re
 /* ------------------------------------------------------------------------ */
 /* Serving                                                                   */
 
+void (*as__dl_section_end)(void);
+
 /* Run one PENDING request (rule 2: we hold its lock, or are its server). */
 static void dl_serve(struct as__dl_slot *s, uint64_t seq)
 {
@@ -55,9 +57,13 @@ static void dl_serve(struct as__dl_slot *s, uint64_t seq)
                                      : as_switch(c, NULL);
         /* The critical section ran and unlock() switched back (rule 3). */
         s->resp.ctx = t.ctx;
-    } else {
-        s->resp.ret = s->req.cs(s->req.arg);
+        st_rel(&s->resp.seq, seq);
+        void (*end)(void) = ld_rlx(&as__dl_section_end);
+        if (as__dl_tp_ok && end)
+            end();                      /* e.g. a tick held meanwhile */
+        return;
     }
+    s->resp.ret = s->req.cs(s->req.arg);
     st_rel(&s->resp.seq, seq);
 }
 
@@ -212,7 +218,7 @@ static int dl_wait(as_dlock *l, struct as__dl_slot *s, uint64_t seq)
 static void dl_check_nesting(struct as__dl_level *lv, as_dlock *l)
 {
 #ifdef AS_DEBUG
-    for (struct as__dl_level *p = lv->self->lv; p < lv; p++)
+    for (struct as__dl_level *p = lv->self->lv; p < lv && p < lv->self->lv + AS_DLOCK_NEST; p++)
         AS_ASSERT(p->waits_for != l);
 #else
     (void)lv, (void)l;
@@ -230,6 +236,12 @@ static struct as__dl_level *dl_no_level(as_dlock *l, bool stack)
             if (!(w & HELD) && cas_acq(&l->word, &w, w | HELD))
                 return NULL;
         } else {
+#if AS_FREESTANDING
+            /* Server mode must delegate, and a CPU's AS_DLOCK_NEST levels
+             * are static: past them none would ever come free.  Fail at
+             * once rather than hang (dlock.h, "Nesting"). */
+            __builtin_trap();
+#endif
             /* Server mode must delegate: wait for a slot to come free. */
             struct as__dl_level *lv = as__dl_level_get(stack);
             if (lv)

@@ -48,6 +48,10 @@ struct as__dl_level {
 struct as__dl_self {
     unsigned            depth;      /* levels in use                          */
     struct as__dl_level lv[AS_DLOCK_NEST];
+    /* hosted: levels AS_DLOCK_NEST.. , allocated one by one as nesting
+     * first reaches them (each stays where it is: waits point into it) */
+    struct as__dl_level **more;
+    unsigned            nmore;
 };
 
 /* The slot table, its high-water mark (slots [0, hwm) have ever been used)
@@ -83,6 +87,13 @@ AS_HIDDEN unsigned as__dl_slots_used(void);
 AS_HIDDEN as_transfer as__dl_enter(as_ctx to, void *data, uintptr_t tp);
 /* The live thread pointer, where as__dl_tp_ok. */
 AS_HIDDEN uintptr_t as__dl_tp(void);
+
+/* Called by a server right after a transparent critical section it ran
+ * under the client's thread pointer, with its own thread pointer back and
+ * the client's response published; NULL: nothing to do.  Hosted
+ * preemption (src/hosted/preempt.c) sets it to deliver a tick that was
+ * held while the section ran. */
+AS_HIDDEN extern void (*as__dl_section_end)(void);
 
 static inline void as__cpu_relax(void)
 {

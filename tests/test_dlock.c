@@ -603,3 +603,174 @@ Test(dlock, thread_init)
     cr_assert_eq(as_dlock_thread_init(), 0);
     cr_assert_geq(as_dlock_slots_in_use(), 1);
 }
+
+/* ---- nesting past AS_DLOCK_NEST, server mode ------------------------------ */
+
+enum { DEEP = AS_DLOCK_NEST + 3 };
+static struct { as_dlock l[DEEP]; struct server s[DEEP]; long depth_max, inner; } deep;
+
+static void *deep_cs(void *p);
+
+/* Take lock d, then d + 1 inside: transparent, so every level waits under
+ * the first client's identity (a closure runs under the server's and
+ * would start again from its level 0), and the last one as a closure. */
+static void deep_take(long d)
+{
+    if (d == DEEP) {
+        deep.inner++;
+        return;
+    }
+    if (d > deep.depth_max)
+        deep.depth_max = d;
+    if (d == DEEP - 1) {
+        as_dlock_call(&deep.l[d], deep_cs, (void *)d);
+    } else {
+        as_dlock_lock(&deep.l[d]);
+        deep_take(d + 1);
+        as_dlock_unlock(&deep.l[d]);
+    }
+}
+
+static void *deep_cs(void *p)
+{
+    deep_take((long)p + 1);
+    return NULL;
+}
+
+static void *deep_thread(void *p)
+{
+    (void)p;
+    for (int i = 0; i < 50; i++)
+        deep_take(0);
+    return NULL;
+}
+
+/* Hosted levels past AS_DLOCK_NEST are allocated on first use: seven
+ * server-mode locks, each on its own server, nest and complete. */
+Test(dlock, nesting_server_past_nest_levels, .timeout = 30)
+{
+    memset(&deep, 0, sizeof deep);
+    for (int d = 0; d < DEEP; d++) {
+        cr_assert_eq(as_dserver_init(&deep.s[d].s), 0);
+        server_start(&deep.s[d]);
+        as_dlock_init(&deep.l[d], &deep.s[d].s);
+    }
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, deep_thread, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    for (int d = 0; d < DEEP; d++)
+        server_stop(&deep.s[d]);
+    cr_assert_eq(deep.depth_max, DEEP - 1);
+    cr_assert_eq(deep.inner, 2 * 50, "every nested chain reached the bottom");
+}
+
+/* ---- what a transparent section sees: CPU, thread id, rseq ---------------- */
+
+#include <sched.h>
+#include <sys/rseq.h>
+
+static uintptr_t thread_pointer(void)
+{
+    uintptr_t tp;
+#if defined(__x86_64__)
+    __asm__ volatile("mov %%fs:0, %0" : "=r"(tp));
+#else
+    __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
+#endif
+    return tp;
+}
+
+/* Is glibc's rseq area registered for this thread (then sched_getcpu reads
+ * it through the thread pointer)? */
+static int rseq_live(void)
+{
+    if (__rseq_size == 0)
+        return 0;
+    const struct rseq *r = (const struct rseq *)(thread_pointer() + __rseq_offset);
+    return (int)__atomic_load_n(&r->cpu_id, __ATOMIC_RELAXED) >= 0;
+}
+
+static unsigned getcpu_raw(void)
+{
+    unsigned cpu = ~0u;
+    syscall(SYS_getcpu, &cpu, NULL, NULL);
+    return cpu;
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    cr_assert_eq(sched_setaffinity(0, sizeof set, &set), 0);
+}
+
+static struct server cpu_srv;
+static as_dlock cpu_lock;
+static struct { long tid, in_tid; unsigned in_getcpu; int in_sched, home_sched, rseq;
+                pthread_t self, in_self; uintptr_t tp, in_tp; } cpu_seen;
+
+static void *cpu_server_main(void *p)
+{
+    pin(0);
+    return server_main(p);
+}
+
+static void *cpu_client(void *p)
+{
+    (void)p;
+    pin(1);
+    cpu_seen.tid = gettid_raw();
+    cpu_seen.self = pthread_self();
+    cpu_seen.rseq = rseq_live();
+    cpu_seen.home_sched = sched_getcpu();
+    cpu_seen.tp = thread_pointer();
+    as_dlock_lock(&cpu_lock);
+    cpu_seen.in_tp = thread_pointer();
+    cpu_seen.in_getcpu = getcpu_raw();
+    cpu_seen.in_sched = sched_getcpu();
+    cpu_seen.in_tid = gettid_raw();
+    cpu_seen.in_self = pthread_self();
+    as_dlock_unlock(&cpu_lock);
+    return NULL;
+}
+
+/* dlock.h's table: in a transparent section run by a server on CPU 0 for
+ * a client on CPU 1, the kernel's answers are the server's, the thread
+ * pointer's are the client's (or, in the fallback, the server's). */
+Test(dlock, transparent_section_cpu_and_thread_identity)
+{
+    cpu_set_t all;
+    if (sched_getaffinity(0, sizeof all, &all) != 0 || !CPU_ISSET(0, &all) ||
+        !CPU_ISSET(1, &all))
+        cr_skip_test("needs CPUs 0 and 1");
+    cr_assert_eq(as_dserver_init(&cpu_srv.s), 0);
+    as_dlock_init(&cpu_lock, &cpu_srv.s);
+    cpu_srv.tid = 0;
+    cr_assert_eq(pthread_create(&cpu_srv.th, NULL, cpu_server_main, &cpu_srv), 0);
+    while (!__atomic_load_n(&cpu_srv.tid, __ATOMIC_ACQUIRE))
+        sched_yield();
+    pthread_t c;
+    pthread_create(&c, NULL, cpu_client, NULL);
+    pthread_join(c, NULL);
+    server_stop(&cpu_srv);
+
+    cr_expect_eq(cpu_seen.home_sched, 1, "the client runs on CPU 1");
+    cr_expect_eq(cpu_seen.in_getcpu, 0, "getcpu(2) inside: the server's CPU");
+    cr_expect_eq(cpu_seen.in_tid, cpu_srv.tid, "gettid() inside: the server's");
+    if (as_dlock_tls_is_clients()) {
+        cr_expect_eq(cpu_seen.in_tp, cpu_seen.tp, "the thread pointer: the client's");
+        cr_expect(pthread_equal(cpu_seen.in_self, cpu_seen.self), "pthread_self(): the client's");
+        cr_expect_eq(cpu_seen.in_sched, cpu_seen.rseq ? 1 : 0,
+                     "sched_getcpu() inside: %d (rseq %s)", cpu_seen.in_sched,
+                     cpu_seen.rseq ? "registered: the client's CPU" : "not registered: the running CPU");
+    } else {
+        /* (pthread_self() is `const` in glibc: the compiler may reuse the
+         * value from before lock(), as dlock.h says; the thread pointer
+         * itself is read afresh.) */
+        cr_expect_neq(cpu_seen.in_tp, cpu_seen.tp, "the thread pointer: the server's");
+        cr_expect_eq(cpu_seen.in_sched, 0, "sched_getcpu() inside: the running CPU");
+    }
+}

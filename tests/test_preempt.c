@@ -389,3 +389,80 @@ Test(preempt, stop_disarms_and_restores, .init = setup, .fini = teardown)
     cr_assert_eq(after.ss_sp, before.ss_sp);
     cr_assert_eq(as_preempt_stop(), -AS_EINVAL, "already stopped");
 }
+
+/* ---- a long upcall: one held tick, not a storm ---- */
+
+static uint64_t thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void burn_cpu_ms(uint64_t ms)
+{
+    uint64_t end = thread_cpu_ms() + ms;
+    while (thread_cpu_ms() < end)
+        ;
+}
+
+static void long_upcall(as_act *a, void *arg)
+{
+    (void)arg;
+    upcalls++;
+    burn_cpu_ms(20);                    /* two periods */
+    as_act_resume(a);
+}
+
+Test(preempt, a_long_upcall_holds_one_tick, .init = setup, .fini = teardown)
+{
+    upcalls = 0;
+    as_preempt_cfg c = cfg_for(long_upcall, 10000);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    uint64_t c0 = thread_cpu_ms();
+    burn_cpu_ms(250);
+    uint64_t cpu = thread_cpu_ms() - c0;
+    as_preempt_stats st = as_preempt_get_stats();
+    as_preempt_stop();
+    cr_assert_geq(st.upcalls, 3, "upcalls ran");
+    /* One signal per period of CPU time (the kernel may round periods up
+     * to its tick), whatever lands in the upcall. */
+    cr_assert_leq(st.ticks, cpu / 10 + 3, "%llu signals for %llu upcalls in %llu ms of CPU",
+                  (unsigned long long)st.ticks, (unsigned long long)st.upcalls,
+                  (unsigned long long)cpu);
+    cr_assert_gt(st.deferred, 0, "ticks landed in the upcall and were held");
+    cr_assert_eq(as_act_pool_free(&pool), NREC);
+}
+
+/* ---- as_preempt_yield ---- */
+
+static volatile int last_kind;
+static void kind_upcall(as_act *a, void *arg)
+{
+    (void)arg;
+    upcalls++;
+    last_kind = as_act_kind(a);
+    as_act_resume(a);
+}
+
+Test(preempt, yield_enters_the_upcall_with_a_call_record, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(as_preempt_yield(), -AS_EINVAL, "not running");
+    upcalls = 0;
+    as_preempt_cfg c = cfg_for(kind_upcall, 10000000);
+    cr_assert_eq(as_preempt_start(&c), 0);
+    for (int i = 0; i < 100; i++) {
+        uint64_t u0 = upcalls;
+        cr_assert_eq(as_preempt_yield(), 0);
+        cr_assert_eq(upcalls, u0 + 1);
+        cr_assert_eq(last_kind, AS_ACT_CALL);
+    }
+    as_preempt_disable();
+    cr_assert_eq(as_preempt_yield(), -AS_EBUSY, "disabled");
+    as_preempt_enable();
+    as_preempt_stats st = as_preempt_get_stats();
+    as_preempt_stop();
+    cr_assert_eq(st.yields, 100, "the refused one is not counted");
+    cr_assert_geq(st.upcalls, 100);
+    cr_assert_eq(as_act_pool_free(&pool), NREC);
+}

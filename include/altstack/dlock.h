@@ -53,12 +53,33 @@
  * (the fallback: x86_64 without FSGSBASE, AddressSanitizer builds, whose
  * per-thread state lives behind the thread pointer, and freestanding
  * builds) the critical section sees the TLS of whichever thread runs it.
- * Either way:
- *   - sched_getcpu() and the kernel's thread id are the running thread's;
- *   - a signal delivered while the critical section runs on another thread
- *     is handled there, under the thread pointer then live;
- *   - closure critical sections (as_dlock_call) always run under the
- *     server's thread pointer, like any function the server calls.
+ *
+ * What a transparent critical section sees, exactly:
+ *
+ *   thing                           client's TP (tls_is_clients) | fallback
+ *   errno, _Thread_local, pthread_self(),                        |
+ *     malloc's thread cache         the client's                 | the running thread's
+ *   glibc's rseq area, so           the client's: sched_getcpu() | the running thread's:
+ *     sched_getcpu()                returns the CPU the client   | the CPU running
+ *                                   thread last ran on           | the section
+ *   gettid(), getcpu(2) as a system call, CPU time, signal       |
+ *     delivery, sched_setaffinity(0, ...)   always the kernel's: the thread running
+ *                                   the section (server or holder), its CPU
+ *
+ * So under the client's thread pointer:
+ *   - per-CPU data must be indexed with the CPU from the getcpu system call
+ *     (syscall(SYS_getcpu, &cpu, NULL, NULL)), not sched_getcpu();
+ *   - rseq critical sections (librseq, rseq-based per-CPU counters and
+ *     allocators) must not run inside: the kernel restarts only the rseq
+ *     area of the thread it is running (the server's), and the code would
+ *     use the client's, unprotected;
+ *   - a signal delivered while the section runs on another thread is
+ *     handled there, under the thread pointer then live (preempt.h: the
+ *     library's own timer tick is held until the section ends).
+ * In the fallback all of these are simply the running thread's, and rseq
+ * is as safe as anywhere.  Closure critical sections (as_dlock_call)
+ * always run under the server's thread pointer, like any function the
+ * server calls.
  *
  * The protocol.  Each lock has one word; each client slot a request word
  * (written only by its client) and a response word (written only by
@@ -136,10 +157,17 @@
  *   as_dserver_stop(s)        | anything; idempotent
  *
  * Nesting.  A critical section may take a *different* dlock, of either
- * mode, and release it, up to AS_DLOCK_NEST levels of waiting.  Taking the
- * lock it is already inside is undefined (a self-deadlock; debug builds
- * trap where they can see it); so is taking, inside a server-mode critical
- * section, another lock bound to the same server.
+ * mode, and release it, to any depth.  Hosted, the first AS_DLOCK_NEST
+ * levels of waiting are kept per thread and deeper ones are allocated the
+ * first time nesting reaches them (so a deeper wait may allocate; if it
+ * cannot, it waits for memory or a slot like any other).  Freestanding,
+ * each CPU has AS_DLOCK_NEST static levels: past them a combining-mode
+ * lock is taken by spinning on its word (no delegation), and a server-mode
+ * lock traps at once (__builtin_trap), since it must be delegated and no
+ * level could ever come free.  Taking the lock it is already inside is
+ * undefined (a self-deadlock; debug builds trap where they can see it); so
+ * is taking, inside a server-mode critical section, another lock bound to
+ * the same server.
  *
  * Bounded waiting.  Holders serve waiting requests in slot order round a
  * circle, each lock's scan starting where its previous one stopped, so a
@@ -173,8 +201,9 @@ AS_BEGIN_DECLS
 #define AS_DLOCK_BATCH     64
 /* ... and for at most this long (hosted; freestanding counts only). */
 #define AS_DLOCK_BATCH_NS  50000
-/* Depth of nested waiting one thread (CPU) may be in: a critical section
- * may wait for another lock, whose critical section may wait for a third... */
+/* Levels of nested waiting kept ready per thread (hosted; deeper ones are
+ * allocated on first use) or per CPU (freestanding: the most there is);
+ * see "Nesting" above. */
 #define AS_DLOCK_NEST      4
 
 /*

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <time.h>
 
@@ -89,17 +90,54 @@ static void slot_put(struct as__dl_slot *s)
     pthread_mutex_unlock(&slot_mutex);
 }
 
+static void level_destroy(struct as__dl_level *lv)
+{
+    if (lv->slot)
+        slot_put(lv->slot);
+    as_stack_free(&lv->stack);
+}
+
 static void self_destroy(void *p)
 {
     struct as__dl_self *me = p;
-    for (unsigned d = 0; d < AS_DLOCK_NEST; d++) {
-        struct as__dl_level *lv = &me->lv[d];
-        if (lv->slot)
-            slot_put(lv->slot);
-        as_stack_free(&lv->stack);
+    for (unsigned d = 0; d < AS_DLOCK_NEST; d++)
+        level_destroy(&me->lv[d]);
+    for (unsigned d = 0; d < me->nmore; d++) {
+        if (me->more[d]) {
+            level_destroy(me->more[d]);
+            free(me->more[d]);
+        }
     }
+    free(me->more);
     self_tls = NULL;
     free(me);
+}
+
+/* Level d of me, allocated if it is one of the extra ones; NULL: no memory. */
+static struct as__dl_level *level_at(struct as__dl_self *me, unsigned d)
+{
+    if (d < AS_DLOCK_NEST)
+        return &me->lv[d];
+    d -= AS_DLOCK_NEST;
+    if (d >= me->nmore) {
+        unsigned n = me->nmore ? 2 * me->nmore : AS_DLOCK_NEST;
+        while (n <= d)
+            n *= 2;
+        struct as__dl_level **m = realloc(me->more, n * sizeof *m);
+        if (!m)
+            return NULL;
+        memset(m + me->nmore, 0, (n - me->nmore) * sizeof *m);
+        me->more = m;
+        me->nmore = n;
+    }
+    if (!me->more[d]) {
+        struct as__dl_level *lv = calloc(1, sizeof *lv);
+        if (!lv)
+            return NULL;
+        lv->self = me;
+        me->more[d] = lv;
+    }
+    return me->more[d];
 }
 
 static void self_key_make(void)
@@ -123,9 +161,9 @@ static int level_prepare(bool stack)
         }
         self_tls = me;
     }
-    if (me->depth >= AS_DLOCK_NEST)
-        return -AS_ENOSPC;
-    struct as__dl_level *lv = &me->lv[me->depth];
+    struct as__dl_level *lv = level_at(me, me->depth);
+    if (!lv)
+        return -AS_ENOMEM;
     if (!lv->slot) {
         int r = slot_get(&lv->slot);
         if (r)
@@ -145,14 +183,15 @@ static int level_prepare(bool stack)
 struct as__dl_level *as__dl_level_get(bool stack)
 {
     struct as__dl_self *me = self_tls;
-    if (AS_UNLIKELY(!me || (me->depth < AS_DLOCK_NEST && (!me->lv[me->depth].slot ||
-                    (stack && !me->lv[me->depth].stack.map))))) {
+    if (AS_UNLIKELY(!me || me->depth >= AS_DLOCK_NEST || !me->lv[me->depth].slot ||
+                    (stack && !me->lv[me->depth].stack.map))) {
         if (level_prepare(stack))
             return NULL;
         me = self_tls;
+        struct as__dl_level *lv = level_at(me, me->depth);
+        me->depth++;
+        return lv;
     }
-    if (me->depth >= AS_DLOCK_NEST)
-        return NULL;
     return &me->lv[me->depth++];
 }
 
