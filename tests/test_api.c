@@ -1070,6 +1070,10 @@ ROW(pre_stop, "preempt.h", "as_preempt_stop", "not running", "-EINVAL")
 {
     cr_assert_eq(as_preempt_stop(), -EINVAL);
 }
+ROW(pre_yield, "preempt.h", "as_preempt_yield", "not running", "-EINVAL")
+{
+    cr_assert_eq(as_preempt_yield(), -EINVAL);
+}
 ROW(pre_enable, "preempt.h", "as_preempt_enable", "without a disable (also as_preempt_disable)",
     "no-op; nesting still counts")
 {
