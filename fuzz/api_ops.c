@@ -115,16 +115,6 @@ static size_t size_class(uint8_t b)
     return sz[b % 8];
 }
 
-/* Under AddressSanitizer a fresh context keeps a 64-byte record of its
- * own at the top of its stack (src/hosted/asan.c; switch.h says so). */
-#if defined(__has_feature)
-# if __has_feature(address_sanitizer)
-#  define CTX_EXTRA 64
-# endif
-#endif
-#ifndef CTX_EXTRA
-# define CTX_EXTRA 0
-#endif
 
 /* Can the library run code on it (the rule switch.h states)? */
 static bool usable_min(const as_stack *s, size_t min)
@@ -261,7 +251,7 @@ static void op_ctx(void)
     const as_stack *s = stack_arg(fuzz_byte(&g));
     bool fn_null = (fuzz_byte(&g) & 7) == 7;
     as_ctx c = as_ctx_make(s, fn_null ? NULL : ctx_entry);
-    bool ok = usable_min(s, AS_STACK_MIN + CTX_EXTRA) && !fn_null;
+    bool ok = usable_min(s, AS_STACK_MIN) && !fn_null;
     FUZZ_CHECK(&g, (c != NULL) == ok, "as_ctx_make = %p, usable %d", (void *)c, ok);
     if (!c)
         return;

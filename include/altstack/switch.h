@@ -108,8 +108,8 @@ typedef as_transfer (*as_entry)(as_transfer t);
  * whose ctx is NULL is undefined (there would be nowhere to go).
  *
  * The library uses a few dozen bytes at the top of s.  Returns NULL if s or
- * fn is NULL or the stack is smaller than AS_STACK_MIN (in AddressSanitizer
- * builds, AS_STACK_MIN + 64: the context's record for ASan sits on top).
+ * fn is NULL or the stack is smaller than AS_STACK_MIN (the same bound in
+ * AddressSanitizer builds).
  * Mode: both.  Async-signal-safe (writes only to s's memory).
  */
 AS_API as_ctx as_ctx_make(const as_stack *s, as_entry fn);
