@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include "cpu_expect.h"
 
 /* ---- probes ---------------------------------------------------------------- */
 
@@ -139,6 +140,7 @@ static void use_backend(const char *name)
     if (strcmp(name, "hook") == 0) {
         cr_assert_eq(as_domain_set_hook(mprotect_hook, NULL), 0);
     } else if (strcmp(name, "pkeys") == 0 && !as_domain_pkeys_supported()) {
+        cpu_expect_missing("pku", "protection keys");
         cr_skip_test("no memory protection keys here (CPU without PKU/OSPKE, "
                      "kernel without pkey_alloc, or not x86_64)");
     } else {

@@ -160,8 +160,11 @@ struct as_domain {
     int16_t  cur;                       /* rights on own stack now (-1: unknown) */
     int16_t  want;                      /* rights being entered             */
     int16_t  key;                       /* pkeys: hardware key, -1 if none  */
-    uint16_t pins;                      /* pkeys: threads whose rights need it */
+    uint8_t  fresh;                     /* a fresh as_domain_ctx_make context */
+    uint8_t  busy;                      /* pkeys: in use while moving keys  */
     uint32_t nrights;
+    uint32_t pkru;                      /* pkeys: this domain's PKRU bits   */
+    uint32_t pkgen;                     /* pkeys: key generation of pkru    */
     uint64_t lru;                       /* pkeys: last entry, for eviction  */
     as_entry entry;                     /* as_domain_ctx_make's function     */
     as_domain_right rights[AS_DOMAIN_GRANTS];
