@@ -131,6 +131,8 @@ static struct {
     unsigned pkru_off;              /* PKRU in a standard XSAVE area    */
     uint64_t tick;                  /* entries, for LRU                 */
     uint32_t gen;                   /* key generation (see above)       */
+    uint32_t applied;               /* gen at the end of the last entry:
+                                       no stack is open while it is gen */
     struct pk_thread *threads;
     pthread_key_t exit_key;
     /* The shootdown in progress. */
@@ -545,6 +547,7 @@ static int pk_apply(as_domain *d, as_domain *keep, const struct as__rights *r)
     list_self();
     __atomic_store_n(&self.cur, d, __ATOMIC_RELAXED);
     wrpkru((rdpkru() & ~pk.mask) | bits);
+    pk.applied = pk.gen;
     return 0;
 }
 
@@ -584,13 +587,16 @@ static as_transfer pk_switch(as_ctx to, as_domain *d, void *data)
     struct pk_thread *t = &self;
     as_domain *me = t->cur;
     as_transfer r;
-    if (AS_LIKELY(d && !d->fresh)) {
-        /* Publish first, then read the generation (see the shootdown). */
+    if (AS_LIKELY(!d || !d->fresh)) {
+        /* Publish first, then read the generation (see the shootdown).
+         * Outside every domain (d NULL) the word is "every pool key
+         * denied", ready as long as no stack is open. */
         __atomic_store_n(&t->cur, d, __ATOMIC_RELAXED);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        if (AS_LIKELY(__atomic_load_n(&d->pkgen, __ATOMIC_ACQUIRE) ==
-                      __atomic_load_n(&pk.gen, __ATOMIC_RELAXED))) {
-            r = as__switch_pkru(to, data, d->pkru, pk.mask);
+        uint32_t gen = __atomic_load_n(&pk.gen, __ATOMIC_RELAXED);
+        if (AS_LIKELY(d ? __atomic_load_n(&d->pkgen, __ATOMIC_ACQUIRE) == gen
+                        : __atomic_load_n(&pk.applied, __ATOMIC_RELAXED) == gen)) {
+            r = as__switch_pkru(to, data, d ? d->pkru : pk.mask, pk.mask);
             goto resumed;
         }
         __atomic_store_n(&t->cur, me, __ATOMIC_RELAXED);
