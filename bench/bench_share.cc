@@ -8,6 +8,10 @@
 //   wrpkru_pair                two PKRU writes and nothing else: the floor
 //                              the pkeys target is stated against (only where
 //                              the CPU has protection keys)
+//   plain_plus_wrpkru          plain_switch with a PKRU write before each of
+//                              its two switches: the same floor measured as
+//                              one loop (under an emulator, which flushes its
+//                              TLB at each write, the honest one)
 //   altstack_domain_pkeys      "pkeys" back-end: one PKRU write per switch,
 //                              no lock, no system call
 //   altstack_domain_mprotect   "mprotect" back-end: each round trip opens
@@ -86,11 +90,41 @@ static void BM_wrpkru_pair(benchmark::State &st)
         wrpkru_now(v);
     }
 }
+
+// The floor measured as a whole: a plain round trip with one PKRU write
+// before each switch (same value), so whatever the write costs the next
+// memory accesses (an emulator flushes its TLB) is in it too.
+static as_transfer wrpkru_peer(as_transfer t)
+{
+    unsigned v = rdpkru_now();
+    for (;;) {
+        wrpkru_now(v);
+        t = as_switch(t.ctx, t.data);
+        if (!t.data)
+            return {t.ctx, nullptr};
+    }
+}
+
+static void BM_plain_plus_wrpkru(benchmark::State &st)
+{
+    as_stack s;
+    if (as_stack_alloc(&s, 64 << 10) != 0)
+        abort();
+    unsigned v = rdpkru_now();
+    as_transfer t{as_ctx_make(&s, wrpkru_peer), nullptr};
+    for (auto _ : st) {
+        wrpkru_now(v);
+        t = as_switch(t.ctx, (void *)1);
+    }
+    as_switch(t.ctx, nullptr);
+    as_stack_free(&s);
+}
 #else
 static void BM_wrpkru_pair(benchmark::State &st)
 {
     st.SkipWithError("no PKRU on this architecture");
 }
+static void BM_plain_plus_wrpkru(benchmark::State &st) { BM_wrpkru_pair(st); }
 #endif
 
 static as_transfer domain_peer(as_transfer t)
@@ -246,6 +280,7 @@ static int pkeys_registered = as_domain_pkeys_supported()
     ? (benchmark::RegisterBenchmark("share_switch/altstack_domain_pkeys",
                                     [](benchmark::State &st) { BM_domain_switch(st, "pkeys"); }),
        benchmark::RegisterBenchmark("share_switch/wrpkru_pair", BM_wrpkru_pair),
+       benchmark::RegisterBenchmark("share_switch/plain_plus_wrpkru", BM_plain_plus_wrpkru),
        benchmark::RegisterBenchmark("share_two/altstack_pkeys",
                                     [](benchmark::State &st) { BM_two_domains(st, "pkeys"); }),
        benchmark::RegisterBenchmark("share_cycle/altstack_pkeys",

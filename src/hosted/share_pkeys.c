@@ -141,7 +141,9 @@ static struct {
     struct pk_answer *answers;
 } pk = { .once = PTHREAD_ONCE_INIT };
 
-static _Thread_local struct pk_thread self;
+/* initial-exec: the switch reads it with one %fs-relative load, no
+ * __tls_get_addr call (as preempt.c and dlock_thread.c do). */
+static _Thread_local struct pk_thread self __attribute__((tls_model("initial-exec")));
 
 /* The calling thread's record, through a call: code that a context switch
  * may have moved to another thread must not reuse a cached TLS address. */
