@@ -584,7 +584,7 @@ static void pk_reenter(as_domain *me)
         __builtin_trap();
 }
 
-static as_transfer pk_switch(as_ctx to, as_domain *d, void *data)
+static __attribute__((unused)) as_transfer pk_switch(as_ctx to, as_domain *d, void *data)
 {
     struct pk_thread *t = &self;
     as_domain *me = t->cur;
