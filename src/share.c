@@ -23,6 +23,8 @@
 
 #include <stdatomic.h>
 
+#define AS__BACKENDS 4
+
 static struct {
     atomic_flag lock;
     as_domain *head;                /* registry                          */
@@ -35,14 +37,20 @@ static struct {
     void *flush_arg;
     as_domain_hook_fn hook;         /* installed by as_domain_set_hook    */
     void *hook_arg;
+    bool registered;                /* as__domain_backends_init ran       */
+    unsigned nback;                 /* registered back-ends, by preference */
+    const struct as__ops *back[AS__BACKENDS];
+    as_domain_hook_fn back_flush[AS__BACKENDS];
+    const char *prefer;
+    void (*relax)(void);
 } g = { .lock = ATOMIC_FLAG_INIT, .gen = 1 };
 
 static void lock(void)
 {
     while (atomic_flag_test_and_set_explicit(&g.lock, memory_order_acquire)) {
-#if AS_HOSTED
-        as__domain_yield();         /* the holder may be in mprotect()    */
-#elif AS_ARCH_X86_64
+        if (g.relax)
+            g.relax();              /* hosted: the holder may be in mprotect() */
+#if AS_ARCH_X86_64
         __asm__ volatile("pause");
 #else
         __asm__ volatile("yield");
@@ -59,6 +67,84 @@ static const struct as__ops ops_hook;
 
 void as__domain_lock(void) { lock(); }
 void as__domain_unlock(void) { unlock(); }
+void as__domain_lock_reset(void) { atomic_flag_clear_explicit(&g.lock, memory_order_release); }
+
+/* ---- back-ends -------------------------------------------------------------- */
+
+void as__domain_register(const struct as__ops *ops, as_domain_hook_fn flush)
+{
+    for (unsigned i = 0; i < g.nback; i++)
+        if (g.back[i] == ops)
+            return;
+    if (g.nback < AS__BACKENDS) {
+        g.back[g.nback] = ops;
+        g.back_flush[g.nback] = flush;
+        g.nback++;
+    }
+}
+
+void as__domain_prefer(const char *prefer, void (*relax)(void))
+{
+    g.prefer = prefer;
+    g.relax = relax;
+}
+
+#if AS_FREESTANDING
+/* A kernel has no back-end but its hook (as_domain_set_hook). */
+void as__domain_backends_init(void) {}
+#endif
+
+static bool name_is(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
+static bool usable(const struct as__ops *ops)
+{
+    return !ops->usable || ops->usable();
+}
+
+/* Make back-end i current (lock held). */
+static void use(const struct as__ops *ops, as_domain_hook_fn flush, void *arg)
+{
+    g.flush = flush;
+    g.flush_arg = arg;
+    __atomic_store_n(&g.ops, ops, __ATOMIC_RELEASE);
+}
+
+/* The registered back-end called `name` (NULL: the preferred one, else the
+ * first usable).  0, -EINVAL (no such name) or -ENOTSUP (not usable here). */
+static int pick(const char *name)
+{
+    if (!g.registered) {
+        as__domain_backends_init();
+        g.registered = true;
+    }
+    bool asked = name != NULL;
+    if (!asked)
+        name = g.prefer;
+    for (unsigned i = 0; name && i < g.nback; i++) {
+        if (!name_is(g.back[i]->name, name))
+            continue;
+        if (usable(g.back[i])) {
+            use(g.back[i], g.back_flush[i], NULL);
+            return 0;
+        }
+        if (asked)
+            return -AS_ENOTSUP;
+    }
+    if (asked)
+        return -AS_EINVAL;
+    for (unsigned i = 0; i < g.nback; i++) {
+        if (usable(g.back[i])) {
+            use(g.back[i], g.back_flush[i], NULL);
+            return 0;
+        }
+    }
+    return -AS_ENOSYS;              /* a kernel must install its hook     */
+}
 
 /* Choose the back-end on first use (lock held). */
 static int ready(void)
@@ -66,24 +152,16 @@ static int ready(void)
     if (AS_LIKELY(g.ops != NULL))
         return 0;
     if (g.hook) {
-        g.flush = g.hook;
-        g.flush_arg = g.hook_arg;
-        __atomic_store_n(&g.ops, &ops_hook, __ATOMIC_RELEASE);
+        use(&ops_hook, g.hook, g.hook_arg);
         return 0;
     }
-#if AS_HOSTED
-    const struct as__ops *ops;
-    as_domain_hook_fn flush = NULL;
-    int r = as__domain_pick(NULL, &ops, &flush);
-    if (r)
-        return r;
-    g.flush = flush;
-    g.flush_arg = NULL;
-    __atomic_store_n(&g.ops, ops, __ATOMIC_RELEASE);
-    return 0;
-#else
-    return -AS_ENOSYS;              /* a kernel must install its hook     */
-#endif
+    return pick(NULL);
+}
+
+static void changed(void)
+{
+    if (g.ops && g.ops->changed)
+        g.ops->changed();
 }
 
 static bool valid(const as_domain *d)
@@ -149,7 +227,7 @@ static void rights_add(struct as__rights *r, as_domain *d, int prot)
 }
 
 /* The rights of domain d (NULL: none), plus `keep` read-write. */
-static void rights_of(as_domain *d, as_domain *keep, struct as__rights *r)
+void as__rights_of(as_domain *d, as_domain *keep, struct as__rights *r)
 {
     r->n = 0;
     if (d) {
@@ -163,11 +241,33 @@ static void rights_of(as_domain *d, as_domain *keep, struct as__rights *r)
         rights_add(r, keep, AS_PROT_RW);
 }
 
+/* The rights of d as they stand, without caching owners in d. */
+void as__rights_peek(const as_domain *d, struct as__rights *r)
+{
+    r->n = 0;
+    if (!d)
+        return;
+    rights_add(r, (as_domain *)d, AS_PROT_RW);
+    for (uint32_t i = 0; i < d->nrights; i++) {
+        as_domain *o = lookup_range(d->rights[i].lo, d->rights[i].hi);
+        if (o)
+            rights_add(r, o, d->rights[i].prot);
+    }
+}
+
+as_domain *as__domain_at(const void *p)
+{
+    for (as_domain *e = g.head; e; e = e->next)
+        if ((uintptr_t)p >= (uintptr_t)e->lo && (uintptr_t)p < (uintptr_t)e->hi)
+            return e;
+    return NULL;
+}
+
 static int enter_locked(as_domain *d, as_domain *keep)
 {
     struct as__rights r;
-    rights_of(d, keep, &r);
-    int err = g.ops->apply(&r);
+    as__rights_of(d, keep, &r);
+    int err = g.ops->apply(d, keep, &r);
     if (!err)
         __atomic_store_n(g.ops->cur(), d, __ATOMIC_RELAXED);
     return err;
@@ -212,8 +312,10 @@ static int batch_add(struct batch *b, as_domain *d, int prot)
     return batch_flush(b);
 }
 
-int as__page_apply(const struct as__rights *r)
+int as__page_apply(as_domain *d, as_domain *keep, const struct as__rights *r)
 {
+    (void)d;
+    (void)keep;
     uint32_t stamp = ++g.stamp;
     if (!stamp)                     /* 0 is what a fresh domain holds */
         stamp = ++g.stamp;
@@ -226,14 +328,14 @@ int as__page_apply(const struct as__rights *r)
     int err = 0, e;
     /* Close what is open and not in the set.  A flush only unlinks stacks
      * already visited, so `next` stays valid. */
-    for (as_domain *d = g.open, *next; d; d = next) {
-        next = d->onext;
-        if (d->stamp != stamp && (e = batch_add(&b, d, AS_PROT_NONE)) && !err)
+    for (as_domain *o = g.open, *next; o; o = next) {
+        next = o->onext;
+        if (o->stamp != stamp && (e = batch_add(&b, o, AS_PROT_NONE)) && !err)
             err = e;
     }
     for (unsigned i = 0; i < r->n; i++) {
-        as_domain *d = r->d[i];
-        if (d->cur != d->want && (e = batch_add(&b, d, d->want)) && !err)
+        as_domain *o = r->d[i];
+        if (o->cur != o->want && (e = batch_add(&b, o, o->want)) && !err)
             err = e;
     }
     if ((e = batch_flush(&b)) && !err)
@@ -332,6 +434,7 @@ int as_domain_init(as_domain *d, as_stack *own)
         g.gen++;
         g.managed++;
         g.ops->attach(d);
+        changed();
     }
     unlock();
     return err;
@@ -353,6 +456,7 @@ int as_domain_fini(as_domain *d)
         d->magic = 0;
         g.gen++;
         g.managed--;
+        changed();
     }
     unlock();
     return err;
@@ -394,6 +498,8 @@ int as_domain_grant(as_domain *d, const as_stack *other, int prot)
                 .owner = lookup_range(other->lo, other->hi), .prot = prot };
         }
     }
+    if (!err)
+        changed();
     unlock();
     return err;
 }
@@ -404,8 +510,10 @@ int as_domain_revoke(as_domain *d, const as_stack *other)
         return -AS_EINVAL;
     lock();
     int i = find_right(d, other);
-    if (i >= 0)
+    if (i >= 0) {
         drop_right(d, i);
+        changed();
+    }
     unlock();
     return 0;
 }
@@ -431,18 +539,18 @@ int as_domain_leave(void)
 }
 
 /*
- * The two steps (see share.h, "Switching"):
+ * The two-step switch of the page back-ends (see share.h, "Switching"):
  *   1. on our stack: enter to_domain, keeping our own stack read-write,
  *      because as_switch still has to save our registers on it;
  *   2. resumed, on our stack again: re-enter our own domain, which closes
  *      the stack of whoever resumed us (they are suspended by then).
  * `me` lives in our stack frame and survives the switch, so step 2 enters
- * the right domain even when a plain as_switch resumed us.
+ * the right domain even when a plain as_switch resumed us.  The "pkeys"
+ * back-end uses it only for the first switch into a fresh
+ * as_domain_ctx_make context; its own switch writes the rights once.
  */
-as_transfer as_switch_domain(as_ctx to, as_domain *to_domain, void *data)
+as_transfer as__switch_two_step(as_ctx to, as_domain *to_domain, void *data)
 {
-    if (AS_UNLIKELY(!__atomic_load_n(&g.ops, __ATOMIC_RELAXED)))   /* no domain yet */
-        return as_switch(to, data);
     lock();
     as_domain *me = *g.ops->cur();
     int err = enter_locked(to_domain, me);
@@ -458,17 +566,27 @@ as_transfer as_switch_domain(as_ctx to, as_domain *to_domain, void *data)
     return t;
 }
 
+as_transfer as_switch_domain(as_ctx to, as_domain *to_domain, void *data)
+{
+    const struct as__ops *ops = __atomic_load_n(&g.ops, __ATOMIC_ACQUIRE);
+    if (AS_UNLIKELY(!ops))          /* no domain yet */
+        return as_switch(to, data);
+    if (ops->sw)
+        return ops->sw(to, to_domain, data);
+    return as__switch_two_step(to, to_domain, data);
+}
+
 /* A fresh context of as_domain_ctx_make: find the domain whose stack we
  * run on, enter it, then run its entry function. */
 static as_transfer domain_start(as_transfer t)
 {
     char here;
     lock();
-    as_domain *d = g.head;
-    while (d && !((uintptr_t)&here >= (uintptr_t)d->lo && (uintptr_t)&here < (uintptr_t)d->hi))
-        d = d->next;
+    as_domain *d = as__domain_at(&here);
     int err = d ? enter_locked(d, NULL) : -AS_EINVAL;
     as_entry fn = d ? d->entry : NULL;
+    if (d)
+        d->fresh = 0;
     unlock();
     if (AS_UNLIKELY(err || !fn))
         __builtin_trap();
@@ -480,6 +598,7 @@ as_ctx as_domain_ctx_make(as_domain *d, as_entry fn)
     if (!valid(d) || !fn)
         return NULL;
     d->entry = fn;
+    d->fresh = 1;
     as_stack s = { .lo = d->lo, .hi = d->hi, .map = NULL, .map_size = 0 };
     return as_ctx_make(&s, domain_start);
 }
@@ -519,16 +638,12 @@ int as_domain_set_backend(const char *name)
 {
     lock();
     int err = 0;
-    const struct as__ops *ops = NULL;
-    as_domain_hook_fn flush = NULL;
-    if (g.managed || g.hook)
+    if (g.managed || g.hook) {
         err = -AS_EBUSY;
-    else
-        err = as__domain_pick(name, &ops, &flush);
-    if (!err) {
-        g.flush = flush;
-        g.flush_arg = NULL;
-        __atomic_store_n(&g.ops, ops, __ATOMIC_RELEASE);
+    } else {
+        if (!name)                  /* the default: read the environment again */
+            g.registered = false;
+        err = pick(name);
     }
     unlock();
     return err;

@@ -19,12 +19,16 @@
 #include <altstack.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include "cpu_expect.h"
 
 /* ---- probes ---------------------------------------------------------------- */
 
@@ -90,10 +94,18 @@ static void on_segv(int sig, siginfo_t *si, void *ctx)
     signal(sig, SIG_DFL);           /* a real crash: let it happen */
 }
 
+/* Per thread: each thread that probes has its own alternate signal stack
+ * (two threads faulting at once must not share one). */
 static void probes_init(void)
 {
-    static char altstack[64 << 10];  /* not a managed stack */
-    stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack };
+    /* mmap, not malloc: AddressSanitizer munmaps a thread's alternate
+     * stack when the thread exits. */
+    static _Thread_local char *altstack;
+    if (!altstack)
+        altstack = mmap(NULL, 64 << 10, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);   /* not a managed stack */
+    cr_assert_neq(altstack, MAP_FAILED);
+    stack_t ss = { .ss_sp = altstack, .ss_size = 64 << 10 };
     cr_assert_eq(sigaltstack(&ss, NULL), 0);
     struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO | SA_ONSTACK };
     sigemptyset(&sa.sa_mask);
@@ -139,6 +151,7 @@ static void use_backend(const char *name)
     if (strcmp(name, "hook") == 0) {
         cr_assert_eq(as_domain_set_hook(mprotect_hook, NULL), 0);
     } else if (strcmp(name, "pkeys") == 0 && !as_domain_pkeys_supported()) {
+        cpu_expect_missing("pku", "protection keys");
         cr_skip_test("no memory protection keys here (CPU without PKU/OSPKE, "
                      "kernel without pkey_alloc, or not x86_64)");
     } else {
@@ -160,6 +173,23 @@ static as_stack new_stack(size_t size)
     as_stack s;
     cr_assert_eq(as_stack_alloc(&s, size), 0);
     return s;
+}
+
+/* n 16 KiB stacks, each the own stack of its domain; and their end. */
+static void many_init(as_stack *s, as_domain *d, int n)
+{
+    for (int i = 0; i < n; i++) {
+        s[i] = new_stack(16 << 10);
+        cr_assert_eq(as_domain_init(&d[i], &s[i]), 0);
+    }
+}
+
+static void many_fini(as_stack *s, as_domain *d, int n)
+{
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(as_domain_fini(&d[i]), 0);
+        as_stack_free(&s[i]);
+    }
 }
 
 /* ---- one domain, grants and revokes ---------------------------------------- */
@@ -402,10 +432,7 @@ BACKEND_TEST(sixty_four_stacks)
 {
     static as_stack s[NMANY];
     static as_domain d[NMANY];
-    for (int i = 0; i < NMANY; i++) {
-        s[i] = new_stack(16 << 10);
-        cr_assert_eq(as_domain_init(&d[i], &s[i]), 0);
-    }
+    many_init(s, d, NMANY);
     for (int i = 0; i < NMANY; i++) {
         cr_assert_eq(as_domain_grant(&d[i], &s[(i + 1) % NMANY], AS_PROT_READ), 0);
         cr_assert_eq(as_domain_grant(&d[i], &s[(i + 2) % NMANY], AS_PROT_RW), 0);
@@ -430,6 +457,286 @@ BACKEND_TEST(sixty_four_stacks)
         cr_assert_eq(as_domain_fini(&d[i]), 0);
         as_stack_free(&s[i]);
     }
+}
+
+/* ---- exact key allocation (issue: protection-key domains) ------------------ */
+
+/* Rights are per thread ("pkeys") or for the whole process (the others). */
+static bool per_thread(void)
+{
+    return strcmp(as_domain_backend(), "pkeys") == 0;
+}
+
+#define N13 13
+
+/* A domain of 13 stacks (own + 12 grants) to another, disjoint one: 26
+ * stacks in all, more than 15 keys, but each domain fits alone. */
+BACKEND_TEST(thirteen_stack_domain_to_thirteen_stack_domain)
+{
+    static as_stack s[2 * N13];
+    static as_domain d[2 * N13];
+    many_init(s, d, 2 * N13);
+    for (int side = 0; side < 2; side++)
+        for (int j = 1; j < N13; j++)
+            cr_assert_eq(as_domain_grant(&d[side * N13], &s[side * N13 + j],
+                                         j % 2 ? AS_PROT_READ : AS_PROT_RW), 0);
+    for (int round = 0; round < 4; round++) {
+        int side = round % 2, other = 1 - side;
+        cr_assert_eq(as_domain_enter(&d[side * N13]), 0, "round %d", round);
+        cr_assert_eq(as_domain_current(), &d[side * N13]);
+        for (int j = 0; j < N13; j++) {
+            int want = j == 0 ? AS_PROT_RW : j % 2 ? AS_PROT_READ : AS_PROT_RW;
+            cr_assert_eq(access_stack(&s[side * N13 + j]), want, "round %d stack %d", round, j);
+            cr_assert_eq(access_stack(&s[other * N13 + j]), AS_PROT_NONE);
+        }
+    }
+    cr_assert_eq(as_domain_leave(), 0);
+    many_fini(s, d, 2 * N13);
+}
+
+#define N16 16
+
+/* An entry that cannot be satisfied ("pkeys": a domain of 16 stacks needs
+ * 16 keys) must leave everything as it was: the current domain and its
+ * rights, and stacks that were still open stay open.  The page back-ends
+ * have no such limit: there the same entry works. */
+BACKEND_TEST(failed_entry_leaves_no_trace)
+{
+    static as_stack s[N16];
+    static as_domain d[N16];
+    as_stack ab[2];
+    as_domain dab[2];
+    many_init(ab, dab, 2);
+    cr_assert_eq(as_domain_grant(&dab[0], &ab[1], AS_PROT_READ), 0);
+    cr_assert_eq(as_domain_enter(&dab[0]), 0);
+    for (int i = 0; i < N16; i++) {
+        s[i] = new_stack(16 << 10);
+        cr_assert_eq(as_domain_init(&d[i], &s[i]), 0);
+        cr_assert_eq(access_stack(&s[i]), AS_PROT_RW, "open until the next entry");
+    }
+    for (int i = 1; i < N16; i++)
+        cr_assert_eq(as_domain_grant(&d[0], &s[i], AS_PROT_RW), 0);
+    if (per_thread()) {
+        cr_assert_eq(as_domain_enter(&d[0]), -EBUSY, "16 stacks, 15 keys");
+        cr_assert_eq(as_domain_current(), &dab[0], "still in the old domain");
+        cr_assert_eq(access_stack(&ab[0]), AS_PROT_RW);
+        cr_assert_eq(access_stack(&ab[1]), AS_PROT_READ);
+        for (int i = 0; i < N16; i++)
+            cr_assert_eq(access_stack(&s[i]), AS_PROT_RW, "stack %d: still open", i);
+        /* And once the domain fits, entering it works. */
+        cr_assert_eq(as_domain_revoke(&d[0], &s[N16 - 1]), 0);
+    }
+    cr_assert_eq(as_domain_enter(&d[0]), 0);
+    cr_assert_eq(access_stack(&ab[0]), AS_PROT_NONE);
+    for (int i = 0; i < N16 - 1; i++)
+        cr_assert_eq(access_stack(&s[i]), AS_PROT_RW, "stack %d", i);
+    cr_assert_eq(as_domain_leave(), 0);
+    many_fini(s, d, N16);
+    many_fini(ab, dab, 2);
+}
+
+/* ---- no thread gains rights ------------------------------------------------- */
+
+#define NMOVE 20
+
+static as_stack mv_s[NMOVE];
+static as_domain mv_d[NMOVE];
+static atomic_int mv_phase;
+static int mv_seen[NMOVE];
+
+/* A thread created inside domain mv_d[0] (so it starts with that
+ * domain's PKRU), that never enters a domain itself: once the keys have
+ * moved, it probes every stack. */
+static void *inheritor(void *arg)
+{
+    (void)arg;
+    probes_init();
+    atomic_store(&mv_phase, 1);
+    while (atomic_load(&mv_phase) != 2)
+        sched_yield();
+    for (int i = 0; i < NMOVE; i++)
+        mv_seen[i] = access_stack(&mv_s[i]);
+    atomic_store(&mv_phase, 3);
+    return NULL;
+}
+
+BACKEND_TEST(threads_created_inside_a_domain_gain_nothing)
+{
+    many_init(mv_s, mv_d, NMOVE);
+    cr_assert_eq(as_domain_enter(&mv_d[0]), 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, inheritor, NULL), 0);
+    while (atomic_load(&mv_phase) != 1)
+        sched_yield();
+    /* Every key moves at least once: 19 more domains, one stack each. */
+    for (int i = 1; i < NMOVE; i++)
+        cr_assert_eq(as_domain_enter(&mv_d[i]), 0);
+    atomic_store(&mv_phase, 2);
+    while (atomic_load(&mv_phase) != 3)
+        sched_yield();
+    pthread_join(t, NULL);
+    for (int i = 0; i < NMOVE; i++) {
+        /* Per thread: it entered nothing, so nothing.  Process-wide: what
+         * the last entry gave everybody. */
+        int want = !per_thread() && i == NMOVE - 1 ? AS_PROT_RW : AS_PROT_NONE;
+        cr_assert_eq(mv_seen[i], want, "stack %d: the thread sees %d", i, mv_seen[i]);
+    }
+    cr_assert_eq(as_domain_leave(), 0);
+    many_fini(mv_s, mv_d, NMOVE);
+}
+
+/* A thread in a domain keeps its rights, exactly, while another thread
+ * moves every other key around it. */
+static void *resident(void *arg)
+{
+    (void)arg;
+    probes_init();
+    long bad = 0;
+    cr_assert_eq(as_domain_enter(&mv_d[0]), 0);
+    atomic_store(&mv_phase, 1);
+    while (atomic_load(&mv_phase) == 1) {
+        bad += access_stack(&mv_s[0]) != AS_PROT_RW;
+        bad += access_stack(&mv_s[1]) != AS_PROT_READ;
+        for (int i = 2; i < NMOVE; i++)
+            bad += access_stack(&mv_s[i]) != AS_PROT_NONE;
+    }
+    return (void *)bad;
+}
+
+Test(share_pkeys, a_thread_keeps_its_rights_while_keys_move)
+{
+    use_backend("pkeys");
+    many_init(mv_s, mv_d, NMOVE);
+    cr_assert_eq(as_domain_grant(&mv_d[0], &mv_s[1], AS_PROT_READ), 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, resident, NULL), 0);
+    while (atomic_load(&mv_phase) != 1)
+        sched_yield();
+    for (int round = 0; round < 3; round++)
+        for (int i = 2; i < NMOVE; i++) {
+            cr_assert_eq(as_domain_enter(&mv_d[i]), 0);
+            cr_assert_eq(access_stack(&mv_s[i]), AS_PROT_RW);
+            cr_assert_eq(access_stack(&mv_s[0]), AS_PROT_NONE);
+        }
+    cr_assert_eq(as_domain_fini(&mv_d[0]), -EBUSY, "the other thread is in it");
+    atomic_store(&mv_phase, 2);
+    void *bad;
+    pthread_join(t, &bad);
+    cr_assert_eq((long)bad, 0, "%ld wrong probes in the resident thread", (long)bad);
+}
+
+/* ---- fork ------------------------------------------------------------------- */
+
+static atomic_int fk_phase;
+static as_stack fk_s[3];
+static as_domain fk_d[3];
+
+static void *fk_thread(void *arg)
+{
+    (void)arg;
+    as_domain_enter(&fk_d[1]);
+    atomic_store(&fk_phase, 1);
+    while (atomic_load(&fk_phase) != 2)
+        sched_yield();
+    return NULL;
+}
+
+/* After fork the child has one thread: domains entered by the parent's
+ * other threads are nobody's, so they can be finalized and their keys
+ * reused. */
+BACKEND_TEST(fork_child_registry_is_consistent)
+{
+    many_init(fk_s, fk_d, 3);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, fk_thread, NULL), 0);
+    while (atomic_load(&fk_phase) != 1)
+        sched_yield();
+    cr_assert_eq(as_domain_enter(&fk_d[0]), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        int code = 0;
+        if (as_domain_current() != &fk_d[0])
+            code |= 1;
+        if (access_stack(&fk_s[0]) != AS_PROT_RW || access_stack(&fk_s[1]) != AS_PROT_NONE)
+            code |= 2;
+        if (as_domain_fini(&fk_d[1]) != 0)        /* its thread is gone */
+            code |= 4;
+        if (as_domain_enter(&fk_d[2]) != 0 || access_stack(&fk_s[2]) != AS_PROT_RW)
+            code |= 8;
+        _exit(code);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "the child died of signal %d", WTERMSIG(status));
+    cr_assert_eq(WEXITSTATUS(status), 0, "child check mask %d (1 current, 2 rights, "
+                 "4 fini of the other thread's domain, 8 entry)", WEXITSTATUS(status));
+    /* The parent is unchanged: the thread still holds fk_d[1]. */
+    if (per_thread())
+        cr_assert_eq(as_domain_fini(&fk_d[1]), -EBUSY);
+    atomic_store(&fk_phase, 2);
+    pthread_join(t, NULL);
+}
+
+/* ---- signal handlers and PKRU ------------------------------------------------ */
+
+#if defined(__x86_64__)
+static unsigned rdpkru_now(void)
+{
+    unsigned eax, edx;
+    __asm__ volatile(".byte 0x0f, 0x01, 0xee" : "=a"(eax), "=d"(edx) : "c"(0));
+    return eax;
+}
+
+static volatile unsigned handler_pkru;
+static void note_pkru(int sig)
+{
+    (void)sig;
+    handler_pkru = rdpkru_now();
+}
+
+/* What share.h says: handlers run with key 0 allowed and keys 1-15
+ * access-disabled, whatever the interrupted code had; sigreturn gives the
+ * interrupted code its own rights back. */
+Test(share_pkeys, signal_handlers_run_with_key_0_only)
+{
+    use_backend("pkeys");
+    as_stack a = new_stack(16 << 10);
+    as_domain da;
+    cr_assert_eq(as_domain_init(&da, &a), 0);
+    cr_assert_eq(as_domain_enter(&da), 0);
+    unsigned before = rdpkru_now();
+    signal(SIGUSR1, note_pkru);
+    raise(SIGUSR1);
+    cr_assert_eq(handler_pkru, 0x55555554u, "in the handler: %#x", handler_pkru);
+    cr_assert_eq(rdpkru_now(), before, "after sigreturn");
+    cr_assert_eq(access_stack(&a), AS_PROT_RW);
+}
+#endif
+
+/* ---- as_domain_init on memory that is not there ------------------------------ */
+
+BACKEND_TEST(init_on_an_unmapped_range_fails)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 8 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    cr_assert_eq(munmap(m + 4 * page, page), 0);     /* a hole in the middle */
+    as_stack holed = { .lo = m, .hi = m + 8 * page, .map = NULL, .map_size = 0 };
+    as_stack gone = { .lo = m + 4 * page, .hi = m + 5 * page, .map = NULL, .map_size = 0 };
+    as_domain d;
+    /* The hook is the kernel's: it decides what it can protect. */
+    int want = strcmp(as_domain_backend(), "hook") == 0 ? 0 : -EFAULT;
+    cr_assert_eq(as_domain_init(&d, &holed), want);
+    if (want == 0)
+        cr_assert_eq(as_domain_fini(&d), 0);
+    cr_assert_eq(as_domain_init(&d, &gone), want);
+    if (want == 0)
+        cr_assert_eq(as_domain_fini(&d), 0);
+    as_stack whole = { .lo = m, .hi = m + 4 * page, .map = NULL, .map_size = 0 };
+    cr_assert_eq(as_domain_init(&d, &whole), 0, "the mapped part is fine");
+    cr_assert_eq(as_domain_fini(&d), 0);
+    munmap(m, 8 * page);
 }
 
 /* ---- a plain fault, seen by the process ------------------------------------ */

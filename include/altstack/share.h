@@ -44,44 +44,71 @@
  * the hardware.
  *
  * Switching.  as_switch_domain(to, d, data) is as_switch plus the rights of
- * d.  Neither order of switching and changing rights works alone (the
- * switch writes the caller's registers to the caller's stack and reads the
- * target's from the target's), so it happens in two steps:
- *   1. before the switch, on the caller's stack: enter d's rights, with the
- *      caller's own stack kept read-write;
- *   2. after the switch, on the target's stack: the target, suspended in
- *      as_switch_domain, re-enters its own domain, which closes the caller's
- *      stack.
- * A target that was not suspended in as_switch_domain (a fresh context from
- * as_ctx_make, or one that called plain as_switch) misses step 2: it runs
- * with d's rights plus the switcher's stack until it enters a domain itself.
- * as_domain_ctx_make gives fresh contexts that do step 2 before their entry
- * function runs.  To switch to a context outside every domain (a scheduler
- * on the thread's original stack), pass NULL: it then runs with no managed
- * stack accessible.
+ * d.  The switch writes the caller's registers to the caller's stack and
+ * reads the target's from the target's, so the rights must change in the
+ * middle of it:
+ *   "pkeys"   once, inside the switch: after the caller's registers are
+ *             saved and before the target's stack is read, one PKRU write
+ *             installs d's rights (nothing reads the caller's stack after
+ *             it).  No lock and no system call while d's stacks hold keys.
+ *   others    in two steps: before the switch, on the caller's stack, d's
+ *             rights with the caller's own stack kept read-write; after it,
+ *             the target, suspended in as_switch_domain, re-enters its own
+ *             domain, which closes the caller's stack (about two mprotect
+ *             calls per switch between two domains).
+ * The first switch into a fresh context from as_domain_ctx_make takes the
+ * two steps on every back-end (the context enters d before its entry
+ * function runs).  A fresh context from plain as_ctx_make must not be
+ * switched to with as_switch_domain unless the switcher's stack is
+ * unmanaged or granted to d: its start reads the switcher's frame.  A
+ * context suspended in as_switch_domain that is resumed into other rights
+ * (by plain as_switch, or by a switch naming another domain) re-enters its
+ * own domain, provided those rights let it reach its own stack.  To switch
+ * to a context outside every domain (a scheduler on the thread's original
+ * stack), pass NULL: it then runs with no managed stack accessible.
  *
  * Back-ends (as_domain_backend() names the one in use):
  *
  *   "pkeys"     hosted, x86_64 with protection keys (CPUID OSPKE and the
  *               kernel's pkey_alloc).  Rights are per thread: entering a
  *               domain writes the thread's PKRU register, no system call when
- *               the domain's stacks hold keys.  It allocates every key the
- *               process has free at its first use.  There are at most 15, so
- *               keys are a cache (as libmpk does it): a stack that needs a key
- *               takes a free one or evicts the least recently used stack that
- *               no thread's current rights include; an evicted stack is
- *               PROT_NONE for everyone until it gets a key again.  If every
- *               key is held by stacks some thread's rights include, entering
- *               fails with -EBUSY; so does a domain whose own stack, grants
- *               and (in as_switch_domain) the switcher's stack need more
- *               keys than the pool has.  A thread's current rights hold
- *               their keys until it enters other rights or exits.  Signal
- *               handlers run with the kernel's default PKRU, which denies
- *               every key: handlers that may run on a managed stack need
- *               SA_ONSTACK and a sigaltstack outside the managed stacks, and
- *               must leave through sigreturn (siglongjmp would keep the
- *               handler's PKRU).  aarch64 Linux has no usable userspace keys
- *               (POR_EL0) here: the back-end reports itself unsupported.
+ *               the domain's stacks hold keys.  Keys are allocated one at a
+ *               time, when a stack first needs one; there are at most 15, so
+ *               they are a cache (as libmpk does it): a stack that needs a
+ *               key takes a free one or the key of the least recently
+ *               entered stack that no thread's current domain includes and
+ *               no thread runs on; an evicted stack is PROT_NONE for
+ *               everyone until it gets a key again.
+ *               Entering needs keys for the new rights only: d's own stack
+ *               and grants, plus the managed stack the caller runs on if it
+ *               is not among them.  If that many keys cannot be had,
+ *               entering fails with -EBUSY before changing anything.
+ *               A miss (a stack without a key) costs, under the registry
+ *               lock: pkey_mprotect of the victim and of the stack, and a
+ *               shootdown: the library reads /proc/self/task and sends each
+ *               other thread SIGRTMIN+5, whose handler (installed at the
+ *               back-end's first use; leave it alone) rewrites the PKRU saved
+ *               in that thread's signal frame so that it allows no key its
+ *               domain does not justify; the miss waits for every answer.
+ *               So no thread ever reaches a stack through a key that moved:
+ *               not a thread created inside a domain (it starts with its
+ *               creator's PKRU, which the kernel copies, and keeps it until
+ *               the first key moves), not one that never entered a domain.
+ *               A thread that blocks SIGRTMIN+5 cannot answer; it is not
+ *               waited for and must hold no domain rights (block it only in
+ *               threads created outside every domain that never enter one).
+ *               A revoke takes effect at d's next entry, or at the next key
+ *               move, whichever comes first.  fork: the child's registry
+ *               holds only the forking thread's rights.
+ *               Signal handlers run with the kernel's PKRU for handlers,
+ *               0x55555554: key 0 allowed, keys 1-15 access-disabled, so no
+ *               managed stack is accessible.  A handler that may run on a
+ *               managed stack needs SA_ONSTACK and a sigaltstack outside the
+ *               managed stacks; it gets its domain's rights back when it
+ *               returns (rt_sigreturn restores the PKRU saved in the frame),
+ *               not through siglongjmp, which keeps the handler's PKRU.
+ *               aarch64 Linux has no usable userspace keys (POR_EL0) here:
+ *               the back-end reports itself unsupported.
  *   "mprotect"  hosted, everywhere.  Rights are process-wide: entering a
  *               domain mprotect()s the stacks whose rights change (about two
  *               system calls per switch between two domains).  Managed
@@ -103,7 +130,8 @@
  * choice, as does as_domain_set_backend.
  *
  * Thread safety.  The registry of managed stacks is protected by a lock
- * inside the library; every function here may be called from any thread.
+ * inside the library ("pkeys" switches with ready rights take none); every
+ * function here may be called from any thread.
  * An as_domain itself must not be initialized, finalized, granted to or
  * revoked from by two threads at once.  Nothing here is async-signal-safe.
  *
@@ -160,8 +188,11 @@ struct as_domain {
     int16_t  cur;                       /* rights on own stack now (-1: unknown) */
     int16_t  want;                      /* rights being entered             */
     int16_t  key;                       /* pkeys: hardware key, -1 if none  */
-    uint16_t pins;                      /* pkeys: threads whose rights need it */
+    uint8_t  fresh;                     /* a fresh as_domain_ctx_make context */
+    uint8_t  busy;                      /* pkeys: in use while moving keys  */
     uint32_t nrights;
+    uint32_t pkru;                      /* pkeys: this domain's PKRU bits   */
+    uint32_t pkgen;                     /* pkeys: key generation of pkru    */
     uint64_t lru;                       /* pkeys: last entry, for eviction  */
     as_entry entry;                     /* as_domain_ctx_make's function     */
     as_domain_right rights[AS_DOMAIN_GRANTS];
@@ -173,8 +204,10 @@ struct as_domain {
  * domain.  `own` must be page-aligned at both ends for "mprotect" and
  * "pkeys" (as_stack_alloc and as_stack_alloc_shareable stacks are).
  * Returns 0; -EINVAL if d or own is NULL, own is empty or misaligned for the
- * back-end; -EBUSY if d is already initialized or own overlaps a managed
- * stack; -ENOSYS in freestanding builds before as_domain_set_hook.
+ * back-end; -EFAULT ("mprotect", "pkeys") if some page of own is not mapped
+ * (checked with mincore, touching no page; the hook decides for itself);
+ * -EBUSY if d is already initialized or own overlaps a managed stack;
+ * -ENOSYS in freestanding builds before as_domain_set_hook.
  * Mode: both.  Not async-signal-safe.
  */
 AS_API int  as_domain_init(as_domain *d, as_stack *own);
@@ -184,7 +217,7 @@ AS_API int  as_domain_init(as_domain *d, as_stack *own);
  * read-write memory again (free it with as_stack_free afterwards), and
  * grants that other domains hold on it go dormant.  Returns 0; -EINVAL if
  * d is NULL or not initialized; -EBUSY if d is the current domain
- * ("mprotect", "hook") or some thread's current rights include its stack
+ * ("mprotect", "hook") or some thread's current domain includes its stack
  * ("pkeys"): enter another domain first.
  * Mode: both.  Not async-signal-safe.
  */
@@ -213,9 +246,11 @@ AS_API int  as_domain_revoke(as_domain *d, const as_stack *other);
  * as_domain_enter - apply d's rights now, for the calling thread ("pkeys")
  * or the whole address space ("mprotect", "hook"), and make d the current
  * domain.  Returns 0; -EINVAL if d is NULL or not initialized; -EBUSY
- * ("pkeys") if no key can be freed for d's stacks; a negative errno from
- * mprotect or the hook (the rights of the stacks involved are then unknown
- * and are applied again at the next entry).
+ * ("pkeys") if d's stacks need more keys than can be freed, or a thread
+ * that does not block SIGRTMIN+5 did not answer the shootdown within 2 s;
+ * the calling thread's rights and domain are then unchanged; a negative
+ * errno from mprotect or the hook (the rights of the stacks involved are
+ * then unknown and are applied again at the next entry).
  * Mode: both.  Not async-signal-safe.
  */
 AS_API int  as_domain_enter(as_domain *d);
@@ -238,7 +273,8 @@ AS_API int  as_domain_leave(void);
  * Returns what as_switch returns.  It cannot return an error: if the rights
  * cannot be applied (mprotect failing for lack of kernel memory, no free
  * protection key) it executes a trap instruction rather than run code with
- * wrong rights.  to_domain must be NULL or initialized (not checked).
+ * wrong rights.  to_domain must be NULL or initialized: not checked, the
+ * behaviour is undefined otherwise.
  * Mode: both.  Not async-signal-safe.
  */
 AS_API as_transfer as_switch_domain(as_ctx to, as_domain *to_domain, void *data);

@@ -2,7 +2,9 @@
 /*
  * src/hosted/share_mprotect.c - the "mprotect" back-end (the page-table
  * engine of src/share.c with mprotect(2) as its region callback), and the
- * choice of back-end in hosted builds.
+ * hosted build's back-end set: as__domain_backends_init registers "pkeys"
+ * and "mprotect" with the core, in that order of preference, and passes on
+ * AS_DOMAIN_BACKEND.
  *
  * mprotect changes the rights of the whole process: fine for a fiber
  * scheduler on one thread, which is what this back-end is for.  Each call
@@ -15,7 +17,6 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 
 static int mprot(int prot)
@@ -43,7 +44,30 @@ int as__page_aligned(const void *lo, const void *hi)
     return ((uintptr_t)lo | (uintptr_t)hi) & (page - 1) ? -AS_EINVAL : 0;
 }
 
-void as__domain_yield(void)
+/* Is every page of [lo, hi) mapped?  mincore says ENOMEM where one is not;
+ * it reads the page tables only, touching no page. */
+int as__mapped_check(const void *lo, const void *hi)
+{
+    size_t page = as__page_size();
+    unsigned char vec[256];
+    for (uintptr_t p = (uintptr_t)lo; p < (uintptr_t)hi; p += sizeof vec * page) {
+        size_t len = (uintptr_t)hi - p;
+        if (len > sizeof vec * page)
+            len = sizeof vec * page;
+        if (mincore((void *)p, len, vec) != 0)
+            return errno == ENOMEM ? -AS_EFAULT : -errno;
+    }
+    return 0;
+}
+
+/* Page-aligned at both ends, and mapped. */
+int as__page_check(const void *lo, const void *hi)
+{
+    int err = as__page_aligned(lo, hi);
+    return err ? err : as__mapped_check(lo, hi);
+}
+
+static void relax(void)
 {
     sched_yield();
 }
@@ -63,26 +87,15 @@ static void mprotect_attach(as_domain *d)
 }
 
 static const struct as__ops ops_mprotect =
-    AS__PAGE_OPS("mprotect", as__page_aligned, mprotect_attach);
+    AS__PAGE_OPS("mprotect", as__page_check, mprotect_attach);
 
-int as__domain_pick(const char *name, const struct as__ops **ops, as_domain_hook_fn *flush)
+/* The hosted back-end set.  "pkeys" is preferred where usable; an
+ * AS_DOMAIN_BACKEND naming what cannot be had here falls back to the
+ * first usable one. */
+void as__domain_backends_init(void)
 {
-    bool asked = name != NULL;
-    if (!asked)
-        name = getenv("AS_DOMAIN_BACKEND");
-    if (!name || !*name)
-        name = as__pkeys_usable() ? "pkeys" : "mprotect";
-    if (strcmp(name, "pkeys") == 0 && as__pkeys_usable()) {
-        *ops = &as__ops_pkeys;
-        *flush = NULL;
-        return 0;
-    }
-    if (asked && strcmp(name, "pkeys") == 0)
-        return -AS_ENOTSUP;
-    if (asked && strcmp(name, "mprotect") != 0)
-        return -AS_EINVAL;
-    /* "mprotect", or the environment asked for what cannot be had here. */
-    *ops = &ops_mprotect;
-    *flush = mprotect_flush;
-    return 0;
+    as__domain_register(&as__ops_pkeys, NULL);
+    as__domain_register(&ops_mprotect, mprotect_flush);
+    const char *env = getenv("AS_DOMAIN_BACKEND");
+    as__domain_prefer(env && *env ? env : NULL, relax);
 }
