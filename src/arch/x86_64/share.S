@@ -13,7 +13,7 @@
  *   | rip (our caller)   | ctx+56           | rip                |
  *   | rbp rbx r12        | ctx+48..32       | rbp rbx r12        |
  *   | r13 r14 r15        | ctx+24..8        | r13 r14 r15        |
- *   | FCW:16 | MXCSR:32  | ctx+0  <- rax    | FCW:16 | MXCSR:32  | <- rsp
+ *   | flags|FCW|MXCSR    | ctx+0  <- rax    | flags|FCW|MXCSR    | <- rsp
  *   +--------------------+                  +--------------------+
  *        1. pushed and stored                    3. read, popped
  *             2. WRPKRU: from here on the caller's stack may be closed
@@ -25,7 +25,9 @@
  *   2. WRPKRU installs the target domain's rights (eax = the new PKRU,
  *      ecx = edx = 0, as the instruction requires), in a restartable
  *      window (below);
- *   3. only then is the target's stack touched.
+ *   3. only then is the target's stack touched.  Like an exact as_switch,
+ *      it saves FP control (flags 0xffff) and restores the target's only
+ *      if the target's frame holds it (a fast-mode frame does not).
  * Nothing in between reads memory, so no access sees half of each right.
  *
  * CFI is as_switch's: the frame pushed on our side has the layout of the
@@ -55,7 +57,7 @@ AS_FUNC_HIDDEN(as__switch_pkru)
     movl    %ecx, %r8d
     notl    %r8d                    /* ~mask */
     AS_PUSH_CALLEE_SAVED
-    leaq    -8(%rsp), %rsp
+    pushq   $-1                     /* flags 0xffff: an exact frame */
     .cfi_adjust_cfa_offset 8
     stmxcsr AS_SW_MXCSR(%rsp)
     fnstcw  AS_SW_FCW(%rsp)
@@ -78,6 +80,8 @@ as__pkru_window_end:
 
     movq    %rdi, %rsp
     .cfi_remember_state
+    testb   $AS_SW_HAS_FP, AS_SW_FLAGS_HI(%rsp)
+    jz      as__switch_pop          /* a fast frame: FP control stays ours */
     movl    AS_SW_MXCSR(%rsp), %ecx
     xorl    %r9d, %ecx
     testl   $AS_MXCSR_CTRL, %ecx

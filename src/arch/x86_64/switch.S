@@ -177,6 +177,11 @@
 
 AS_FUNC_BEGIN(AS_SYM(switch))
     AS_SWITCH_BODY(AS_SWITCH_SAVE_EXACT, AS_FP_LOAD_EXACT(%rax, _sw), _sw)
+    /* rsp = the frame to resume, FP control loaded; rax, rdx = the
+     * transfer.  The domain switch (share.S) ends here too. */
+    .globl  as__switch_pop
+    .hidden as__switch_pop
+as__switch_pop:
     AS_SWITCH_POP_AND_GO
     AS_FP_LOAD_EXACT_SLOW(_sw)
 AS_FUNC_END(AS_SYM(switch))
