@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * src/fcontext/fcontext.c - libaltstack-fcontext: Boost.Context's fcontext
+ * ABI on libaltstack's switch, so that unmodified Boost programs (fiber,
+ * callcc, Boost.Coroutine2, Boost.Fiber, Asio's stackful coroutines) run on
+ * it by linking this library before -lboost_context, or by LD_PRELOAD of
+ * libaltstack-fcontext.so.
+ *
+ * The ABI (boost/context/detail/fcontext.hpp, Boost 1.61 and later):
+ *
+ *   typedef void *fcontext_t;
+ *   struct transfer_t { fcontext_t fctx; void *data; };
+ *   transfer_t jump_fcontext(fcontext_t to, void *vp);
+ *   fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
+ *   transfer_t ontop_fcontext(fcontext_t to, void *vp, transfer_t (*fn)(transfer_t));
+ *
+ * transfer_t and as_transfer are the same pair of pointers, returned in
+ * rax:rdx (System V) or x0:x1 (AAPCS64) and passed in rdi:rsi / x0:x1, so
+ * an fcontext_t is an as_ctx and each call is one as_switch /
+ * as_switch_ontop plus the bookkeeping below.  make_fcontext's sp is the
+ * top of the stack, [sp - size, sp) the memory the context may use.
+ *
+ * What is added to the bare switch:
+ *
+ *   Fresh contexts.  Boost's fn takes only the first transfer, so
+ *   make_fcontext hands fc_entry its fn (and its stack) through one round
+ *   trip into the new context at creation time; the context then waits,
+ *   suspended in that switch, for its first jump.  An fn that returns
+ *   ends the process with _exit(0), as Boost's assembly does.
+ *
+ *   Linked unwinding into the resumer.  libaltstack's trampoline links a
+ *   fresh context to the first context that switched to it, which for
+ *   Boost is make_fcontext's own round trip (or create_fiber's): a link
+ *   that dies at once.  Boost programs want a backtrace inside a fiber to
+ *   continue into whoever resumed it last, so every jump that lands on a
+ *   stack made by make_fcontext re-points that stack's link (and cookie)
+ *   at the frame of the context it came from.  Which stack the running
+ *   code is on is kept in one thread-local word, fc_cur (NULL on a
+ *   thread's own stack): each jump saves it in its frame and restores it
+ *   on the way back, also when an exception thrown by an ontop function
+ *   unwinds through the jump (a cleanup, hence -fexceptions).
+ *
+ *   Valgrind.  With -Dvalgrind=true the stacks adopted here are registered
+ *   with Valgrind (VALGRIND_STACK_REGISTER); a stack handed to
+ *   make_fcontext again (a pooled stack) is re-registered.
+ *
+ * Under AddressSanitizer the switch carries ASan's fiber annotations
+ * (src/hosted/asan.c) and an as_ctx is an annotation record rather than a
+ * frame; links are then left as the trampoline set them.
+ */
+#include "internal.h"
+#include <unistd.h>
+
+#if defined(AS_VALGRIND) && AS_VALGRIND
+# include <valgrind/valgrind.h>
+# include <pthread.h>
+#endif
+
+#define FC_API __attribute__((visibility("default")))
+
+typedef void *fcontext_t;
+typedef struct { fcontext_t fctx; void *data; } transfer_t;
+_Static_assert(sizeof(transfer_t) == sizeof(as_transfer), "transfer_t is as_transfer");
+_Static_assert(offsetof(transfer_t, data) == offsetof(as_transfer, data), "layout");
+
+FC_API transfer_t jump_fcontext(fcontext_t const to, void *vp);
+FC_API fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
+FC_API transfer_t ontop_fcontext(fcontext_t const to, void *vp, transfer_t (*fn)(transfer_t));
+
+/* The return-address slot of a switch frame: the trampoline's cookie. */
+#if defined(__x86_64__)
+# define FC_SW_RET AS_SW_RIP
+#else
+# define FC_SW_RET AS_SW_LR
+#endif
+
+#if defined(AS_ASAN) && AS_ASAN
+# define FC_RELINK 0
+#else
+# define FC_RELINK 1
+#endif
+
+/* The top header (src/arch/<arch>/layout.h) of the make_fcontext stack the
+ * calling thread runs on; NULL on any other stack.  initial-exec: one
+ * %fs- or tpidr_el0-relative access, no __tls_get_addr, in the shared
+ * library too. */
+static __thread uint64_t *fc_cur __attribute__((tls_model("initial-exec")));
+
+static inline transfer_t fc_t(as_transfer t) { return (transfer_t){ t.ctx, t.data }; }
+
+/* Back on stack `mine` (its header, or NULL) after a switch returned t:
+ * from now on an unwinder reaches t.ctx's frames through the trampoline
+ * at the bottom of `mine`. */
+static inline transfer_t fc_arrive(uint64_t *mine, as_transfer t)
+{
+    fc_cur = mine;
+    if (FC_RELINK && mine) {
+        uint64_t *from = (uint64_t *)t.ctx;
+        mine[AS_TOP_LINK / 8] = (uintptr_t)from;
+        mine[AS_TOP_COOKIE / 8] = from ? from[FC_SW_RET / 8] : 0;
+    }
+    return fc_t(t);
+}
+
+/* An exception unwinding through a suspended jump (thrown by an ontop
+ * function on its stack) lands on the jump's stack: say so. */
+static inline void fc_unwound(uint64_t *const *mine) { fc_cur = *mine; }
+#define FC_SAVED_CUR uint64_t *const mine __attribute__((cleanup(fc_unwound))) = fc_cur
+
+transfer_t jump_fcontext(fcontext_t const to, void *vp)
+{
+    FC_SAVED_CUR;
+    return fc_arrive(mine, as_switch((as_ctx)to, vp));
+}
+
+#ifdef FC_HAVE_ONTOP
+transfer_t ontop_fcontext(fcontext_t const to, void *vp, transfer_t (*fn)(transfer_t))
+{
+    FC_SAVED_CUR;
+    /* transfer_t (*)(transfer_t) and as_transfer (*)(as_transfer) take and
+     * return the same two words in the same registers. */
+    return fc_arrive(mine, as_switch_ontop((as_ctx)to, vp, (as_transfer (*)(as_transfer))(void *)fn));
+}
+#endif
+
+/* What make_fcontext hands a fresh context in its first switch. */
+struct fc_start {
+    void      (*fn)(transfer_t);
+    uint64_t   *hdr;            /* the stack's top header; NULL: no relinking */
+};
+
+static as_transfer fc_entry(as_transfer t)
+{
+    const struct fc_start *st = t.data;     /* on make_fcontext's stack */
+    void (*fn)(transfer_t) = st->fn;
+    uint64_t *hdr = st->hdr;
+    /* Back to make_fcontext, which returns our context; the first
+     * jump_fcontext to it resumes us here. */
+    transfer_t first = fc_arrive(hdr, as_switch(t.ctx, NULL));
+    fn(first);
+    _exit(0);                               /* what Boost does */
+}
+
+#if defined(AS_VALGRIND) && AS_VALGRIND
+/* Stack ids by stack base, so that a stack adopted again is re-registered
+ * rather than registered twice.  Slots are reused round-robin when full:
+ * Valgrind only needs the stacks that are live. */
+# define FC_VG_SLOTS 4096
+static struct { void *lo; unsigned id; } fc_vg[FC_VG_SLOTS];
+static unsigned fc_vg_next;
+static pthread_mutex_t fc_vg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void fc_valgrind_adopt(void *lo, void *hi)
+{
+    if (!RUNNING_ON_VALGRIND)
+        return;
+    pthread_mutex_lock(&fc_vg_lock);
+    unsigned slot = fc_vg_next;
+    for (unsigned i = 0; i < FC_VG_SLOTS; i++) {
+        if (fc_vg[i].lo == lo) {
+            VALGRIND_STACK_DEREGISTER(fc_vg[i].id);
+            slot = i;
+            break;
+        }
+    }
+    if (slot == fc_vg_next) {
+        if (fc_vg[slot].lo)
+            VALGRIND_STACK_DEREGISTER(fc_vg[slot].id);
+        fc_vg_next = (fc_vg_next + 1) % FC_VG_SLOTS;
+    }
+    fc_vg[slot].lo = lo;
+    fc_vg[slot].id = VALGRIND_STACK_REGISTER(lo, hi);
+    pthread_mutex_unlock(&fc_vg_lock);
+}
+#else
+static inline void fc_valgrind_adopt(void *lo, void *hi) { (void)lo; (void)hi; }
+#endif
+
+fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t))
+{
+    as_stack s;
+    if (!sp || !fn || size > (uintptr_t)sp ||
+        as_stack_init(&s, (char *)sp - size, size) != 0)
+        return NULL;
+    as_ctx ctx = as_ctx_make(&s, fc_entry);
+    if (!ctx)
+        return NULL;
+    fc_valgrind_adopt(s.lo, s.hi);
+    /* as_ctx_make puts the top header at hi - AS_TOP_SIZE and the frame
+     * right below it; anything else (the ASan records) is not relinked. */
+    uint64_t *hdr = (uint64_t *)((uintptr_t)s.hi - AS_TOP_SIZE);
+    struct fc_start st = {
+        .fn = fn,
+        .hdr = FC_RELINK && (uintptr_t)ctx + AS_SW_SIZE == (uintptr_t)hdr ? hdr : NULL,
+    };
+    uint64_t *mine = fc_cur;
+    as_transfer t = as_switch(ctx, &st);
+    fc_cur = mine;
+    return t.ctx;
+}
