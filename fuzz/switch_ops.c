@@ -24,7 +24,12 @@
  *                                capture (switches, as_call_on calls and
  *                                other contexts' runs may lie in between) and
  *                                gives the record back to the pool
- *   7 NOP         -
+ *   7 ONTOP       slot, byte     as_switch_ontop to a made or suspended
+ *                                context, through the register probe: fn
+ *                                checks it runs on the stack the target is
+ *                                suspended on (seen again when the target
+ *                                arrives) and that it got {caller, data};
+ *                                the target must observe fn's result
  *
  * The model is plain C: the state of every slot (empty, made, suspended,
  * running, finished), who runs, each context's as_call_on depth, the
@@ -84,10 +89,14 @@ static struct {
     /* the entry's return, and the value of the next CALL_RET */
     int           ret_to;
     uintptr_t     ret_data, callret;
+    /* ONTOP: what its fn saw */
+    bool          ontop;
+    int           ontop_ran;
+    const as_stack *ontop_on;
 } m;
 
 static const char *const op_names[8] = {
-    "MAKE", "SWITCH", "SWITCH", "RETURN", "CALL_ON", "CALL_RET", "ACT", "NOP",
+    "MAKE", "SWITCH", "SWITCH", "RETURN", "CALL_ON", "CALL_RET", "ACT", "ONTOP",
 };
 
 static const as_stack *stack_of(const void *p)
@@ -100,6 +109,19 @@ static const as_stack *stack_of(const void *p)
         if (a >= (uintptr_t)aux[i].lo && a < (uintptr_t)aux[i].hi)
             return &aux[i];
     return NULL;                      /* the thread's own stack */
+}
+
+#define ONTOP_XOR 0x5a5a00u
+
+/* as_switch_ontop's fn: runs on the target's stack, before it arrives. */
+static as_transfer ontop_fn(as_transfer t)
+{
+    m.ontop_ran++;
+    m.ontop_on = stack_of(__builtin_frame_address(0));
+    FUZZ_CHECK(&g, t.ctx != NULL, "ontop fn got no caller");
+    FUZZ_CHECK(&g, ((uintptr_t)t.data ^ ONTOP_XOR) == m.data, "ontop fn got data %#lx",
+               (unsigned long)(uintptr_t)t.data);
+    return (as_transfer){ t.ctx, (void *)((uintptr_t)t.data ^ ONTOP_XOR) };
 }
 
 static uintptr_t next_data(void)
@@ -115,6 +137,12 @@ static __attribute__((noinline)) void arrived(int me, const as_stack *on, as_tra
     FUZZ_CHECK(&g, m.cur == me, "context %d running, model has %d", me, m.cur);
     FUZZ_CHECK(&g, here == on, "context %d runs on stack %p, expected %p",
                me, (void *)here, (const void *)on);
+    if (m.ontop) {
+        FUZZ_CHECK(&g, m.ontop_ran == 1, "as_switch_ontop's fn ran %d times", m.ontop_ran);
+        FUZZ_CHECK(&g, m.ontop_on == on, "as_switch_ontop's fn ran on stack %p, target on %p",
+                   (const void *)m.ontop_on, (const void *)on);
+        m.ontop = false;
+    }
     FUZZ_CHECK(&g, (uintptr_t)t.data == m.data, "context %d got data %#lx, sent %#lx",
                me, (unsigned long)(uintptr_t)t.data, (unsigned long)m.data);
     FUZZ_CHECK(&g, (t.ctx == NULL) == m.null, "context %d got ctx %p from %d (finished: %d)",
@@ -127,8 +155,9 @@ static __attribute__((noinline)) void arrived(int me, const as_stack *on, as_tra
     }
 }
 
-/* Switch from `me` (running on `on`) to `to`, through the register probe. */
-static void do_switch(int me, const as_stack *on, int to, uintptr_t data)
+/* Switch from `me` (running on `on`) to `to`, through the register probe;
+ * with `ontop`, by as_switch_ontop (fn turns data ^ ONTOP_XOR into data). */
+static void do_switch_how(int me, const as_stack *on, int to, uintptr_t data, bool ontop)
 {
     m.to = to;
     m.from = me;
@@ -137,15 +166,25 @@ static void do_switch(int me, const as_stack *on, int to, uintptr_t data)
     m.st[me] = SUSPENDED;
     m.st[to] = RUNNING;
     m.cur = to;
+    m.ontop = ontop;
+    m.ontop_ran = 0;
 
     uint64_t in[TEST_NREGS], out[TEST_NREGS];
     test_regs_random(in, g.step * 0x9e37 + (uint64_t)me);
-    as_transfer t = test_switch_regs(handle[to], (void *)data, in, out);
+    as_transfer t = ontop
+        ? test_switch_regs_via(handle[to], (void *)(data ^ ONTOP_XOR), (void *)ontop_fn, in, out,
+                               (test_switch_fn)(void (*)(void))as_switch_ontop)
+        : test_switch_regs(handle[to], (void *)data, in, out);
     for (int i = 0; i < TEST_NREGS; i++)
         FUZZ_CHECK(&g, ((in[i] ^ out[i]) & test_regs_mask(i)) == 0,
                    "context %d: register %d was %#llx, came back %#llx", me, i,
                    (unsigned long long)in[i], (unsigned long long)out[i]);
     arrived(me, on, t);
+}
+
+static void do_switch(int me, const as_stack *on, int to, uintptr_t data)
+{
+    do_switch_how(me, on, to, data, false);
 }
 
 static int interp(int me, int depth, const as_stack *on);
@@ -259,12 +298,12 @@ static int interp_level(int me, int depth, const as_stack *on, as_act *volatile 
             m.st[s] = MADE;
             break;
         }
-        case 1: case 2: {                                         /* SWITCH */
+        case 1: case 2: case 7: {                         /* SWITCH, ONTOP */
             int to = fuzz_byte(&g) % (NCTX + 1);
             uintptr_t data = next_data();
             if (to == me || (m.st[to] != MADE && m.st[to] != SUSPENDED))
                 break;
-            do_switch(me, on, to, data);
+            do_switch_how(me, on, to, data, op == 7);
             break;
         }
         case 3: {                                                 /* RETURN */

@@ -2,15 +2,17 @@
 # SPDX-License-Identifier: MIT
 # tests/gdb_bt.sh GDB PROGRAM - gdb's `bt` sees through every switch.
 # Stops in fn of as_call_on, in an entry just after its first switch-in, and
-# in the same entry after its switcher has moved on; checks each backtrace.
+# in the same entry after its switcher has moved on, and in the fn of an
+# as_switch_ontop; checks each backtrace.
 set -u
 gdb=$1 prog=$2
 out=$("$gdb" -nx -q -batch \
     -ex 'set pagination off' -ex 'set confirm off' \
-    -ex 'break gdb_in_call_on' -ex 'break gdb_in_entry' \
+    -ex 'break gdb_in_call_on' -ex 'break gdb_in_entry' -ex 'break gdb_in_ontop' \
     -ex run -ex 'echo @1\n' -ex bt \
     -ex continue -ex 'echo @2\n' -ex bt \
     -ex continue -ex 'echo @3\n' -ex bt \
+    -ex continue -ex 'echo @4\n' -ex bt \
     -ex continue "$prog" 2>&1)
 fail=0
 section() { printf '%s\n' "$out" | sed -n "/^@$1\$/,/^@\|^Breakpoint\|exited/p"; }
@@ -24,6 +26,8 @@ expect 2 '#1 .* in gdb_entry .*#2 .* in as__trampoline .*#3 .* in gdb_switcher .
        'entry -> trampoline -> the switcher -> main'
 expect 3 '#2 .* in as__trampoline .*#3 .* in as__context_start ' \
        'once the switcher moved on, the chain ends at as__context_start'
+expect 4 '#0 +gdb_in_ontop .*#1 .* in gdb_ontop_fn .*#2 .* in as_switch_ontop .*#3 .* in gdb_peer_waits .*#4 .* in gdb_ontop_peer .*#5 .* in as__trampoline ' \
+       'ontop fn -> as_switch_ontop -> the code in the target that switched'
 if printf '%s\n' "$out" | grep -Eq 'Backtrace stopped|corrupt stack|Cannot access memory'; then
     echo "FAIL: gdb reported a broken chain"; fail=1
 fi

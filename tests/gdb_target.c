@@ -27,6 +27,15 @@ NOINLINE as_transfer gdb_other_switcher(as_ctx c, int x)
     return t;
 }
 
+NOINLINE void gdb_in_ontop(void) { sink++; }
+NOINLINE as_transfer gdb_ontop_fn(as_transfer t) { gdb_in_ontop(); return t; }
+NOINLINE as_transfer gdb_peer_waits(as_transfer t) { t = as_switch(t.ctx, NULL); sink++; return t; }
+NOINLINE as_transfer gdb_ontop_peer(as_transfer t)
+{
+    t = gdb_peer_waits(t);
+    return (as_transfer){ t.ctx, NULL };
+}
+
 int main(void)
 {
     as_stack s, aux;
@@ -35,6 +44,10 @@ int main(void)
     gdb_caller(&aux);
     as_transfer t = gdb_switcher(as_ctx_make(&s, gdb_entry));
     t = gdb_other_switcher(t.ctx, 3);
+    as_transfer u = as_switch(as_ctx_make(&s, gdb_ontop_peer), NULL);
+    u = as_switch_ontop(u.ctx, NULL, gdb_ontop_fn);
+    if (u.ctx)
+        return 1;
     as_stack_free(&s);
     as_stack_free(&aux);
     return t.ctx != 0;

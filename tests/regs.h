@@ -24,6 +24,12 @@
  * transfer as_switch returned. */
 as_transfer test_switch_regs(as_ctx to, void *data, const uint64_t *in, uint64_t *out);
 
+/* The same through any switch taking (to, data, arg): as_switch,
+ * as_switch_ontop (arg = its fn), and the other modes' entry points. */
+typedef as_transfer (*test_switch_fn)(as_ctx to, void *data, void *arg);
+as_transfer test_switch_regs_via(as_ctx to, void *data, void *arg, const uint64_t *in,
+                                 uint64_t *out, test_switch_fn sw);
+
 /* Random but valid register values from a seed: FP control values keep
  * every exception masked and vary only the rounding mode (and, on x86_64,
  * the x87 precision control); x86_64 also varies MXCSR DAZ/FZ. */

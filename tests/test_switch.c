@@ -88,7 +88,12 @@ Test(switch, entry_runs_on_its_stack)
 /* The peer is test_fidelity_peer (tests/regs.h), shared with the
  * freestanding smoke test. */
 
-Test(switch, callee_saved_registers_survive_both_directions)
+/* 2000 round trips with random register values on both sides; round r
+ * goes through sw(r) (NULL: as_switch via the plain probe). */
+struct fidelity_way { test_switch_fn sw; void *arg; };
+typedef struct fidelity_way (*fidelity_pick)(uint64_t round);
+
+static void check_fidelity(fidelity_pick pick)
 {
     as_stack s = new_stack(64 << 10);
     struct test_fidelity f = { .seed = 1 };
@@ -97,7 +102,9 @@ Test(switch, callee_saved_registers_survive_both_directions)
     for (uint64_t round = 1; round <= 2000; round++) {
         f.seed = round * 0x1234567u;
         test_regs_random(in, f.seed);
-        t = test_switch_regs(t.ctx, &f, in, out);
+        struct fidelity_way w = pick ? pick(round) : (struct fidelity_way){ NULL, NULL };
+        t = w.sw ? test_switch_regs_via(t.ctx, &f, w.arg, in, out, w.sw)
+                 : test_switch_regs(t.ctx, &f, in, out);
         for (int i = 0; i < TEST_NREGS; i++)
             cr_assert_eq(in[i] & test_regs_mask(i), out[i] & test_regs_mask(i),
                          "round %lu: register %d was %#lx, came back %#lx",
@@ -109,6 +116,11 @@ Test(switch, callee_saved_registers_survive_both_directions)
     cr_assert_eq(f.bad, 0, "the peer saw %d registers change", f.bad);
     cr_assert_geq(f.rounds, 2000);
     as_stack_free(&s);
+}
+
+Test(switch, callee_saved_registers_survive_both_directions)
+{
+    check_fidelity(NULL);
 }
 
 /* ---- floating-point control state belongs to each context ---- */
@@ -298,6 +310,126 @@ Test(switch, context_migrates_between_threads)
     cr_assert_null(t.ctx);
     cr_assert_eq((intptr_t)t.data, 11);
     as_stack_free(&s);
+}
+
+/* ---- as_switch_ontop ---- */
+
+static as_stack g_ot_stack;
+static struct { int on_target, rounding; as_ctx caller; void *data; } g_ot;
+
+static as_transfer ot_fn(as_transfer t)
+{
+    int local;
+    g_ot.on_target = on_stack(&g_ot_stack, &local);
+    g_ot.rounding = fegetround();
+    g_ot.caller = t.ctx;
+    g_ot.data = t.data;
+    return (as_transfer){ t.ctx, (void *)((uintptr_t)t.data + 100) };
+}
+
+/* Answers every transfer with data * 2, under its own rounding mode. */
+static as_transfer ot_peer(as_transfer t)
+{
+    fesetround(FE_UPWARD);
+    for (;;) {
+        uintptr_t v = (uintptr_t)t.data;
+        if (!v)
+            return (as_transfer){ t.ctx, NULL };
+        if (fegetround() != FE_UPWARD)
+            v = 0xbad;
+        t = as_switch(t.ctx, (void *)(v * 2));
+    }
+}
+
+Test(switch, ontop_runs_fn_on_the_target_and_hands_it_the_result)
+{
+    g_ot_stack = new_stack(64 << 10);
+    fesetround(FE_TOWARDZERO);
+    as_transfer t = as_switch(as_ctx_make(&g_ot_stack, ot_peer), (void *)1);
+    cr_assert_eq((uintptr_t)t.data, 2);
+    for (uintptr_t i = 1; i <= 100; i++) {
+        memset(&g_ot, 0, sizeof g_ot);
+        t = as_switch_ontop(t.ctx, (void *)i, ot_fn);
+        cr_assert_eq(g_ot.on_target, 1, "fn runs on the target's stack");
+        cr_assert_eq(g_ot.rounding, FE_UPWARD, "fn runs under the target's FP control");
+        cr_assert_not_null(g_ot.caller, "fn is handed the caller");
+        cr_assert_eq((uintptr_t)g_ot.data, i, "fn is handed the data");
+        cr_assert_not_null(t.ctx);
+        cr_assert_eq((uintptr_t)t.data, (i + 100) * 2, "the target's switch returned fn's result");
+        cr_assert_eq(fegetround(), FE_TOWARDZERO, "the caller keeps its FP control");
+    }
+    t = as_switch(t.ctx, NULL);
+    cr_assert_null(t.ctx);
+    fesetround(FE_TONEAREST);
+    as_stack_free(&g_ot_stack);
+}
+
+static as_transfer ot_first(as_transfer t)
+{
+    /* The entry receives fn's result as its first transfer. */
+    return (as_transfer){ t.ctx, (void *)((uintptr_t)t.data * 3) };
+}
+
+Test(switch, ontop_into_a_fresh_context)
+{
+    g_ot_stack = new_stack(64 << 10);
+    for (uintptr_t i = 1; i <= 50; i++) {
+        memset(&g_ot, 0, sizeof g_ot);
+        as_transfer t = as_switch_ontop(as_ctx_make(&g_ot_stack, ot_first), (void *)i, ot_fn);
+        cr_assert_eq(g_ot.on_target, 1);
+        cr_assert_eq(g_ot.rounding, FE_TONEAREST, "a fresh context's default FP control");
+        cr_assert_null(t.ctx, "the entry finished");
+        cr_assert_eq((uintptr_t)t.data, (i + 100) * 3);
+    }
+    as_stack_free(&g_ot_stack);
+}
+
+/* fn may switch away itself and is resumed there; returning resumes the
+ * target.  Here fn bounces off a third context first. */
+static as_ctx g_bounce;
+static _Noreturn as_transfer bounce_peer(as_transfer t)
+{
+    for (;;)
+        t = as_switch(t.ctx, (void *)((uintptr_t)t.data + 1));
+}
+static as_transfer ot_bounce(as_transfer t)
+{
+    as_transfer b = as_switch(g_bounce, (void *)((uintptr_t)t.data * 10));
+    g_bounce = b.ctx;
+    return (as_transfer){ t.ctx, b.data };
+}
+
+Test(switch, ontop_fn_may_switch_elsewhere)
+{
+    g_ot_stack = new_stack(64 << 10);
+    as_stack b = new_stack(64 << 10);
+    g_bounce = as_ctx_make(&b, bounce_peer);
+    as_transfer t = as_switch(as_ctx_make(&g_ot_stack, ot_peer), (void *)1);
+    for (uintptr_t i = 1; i <= 20; i++) {
+        t = as_switch_ontop(t.ctx, (void *)i, ot_bounce);
+        cr_assert_eq((uintptr_t)t.data, (i * 10 + 1) * 2);
+    }
+    t = as_switch(t.ctx, NULL);
+    cr_assert_null(t.ctx);
+    as_stack_free(&b);
+    as_stack_free(&g_ot_stack);
+}
+
+static as_transfer ot_identity(as_transfer t) { return t; }
+
+/* Both sides' callee-saved registers, through ontop and plain switches
+ * mixed (the peer is suspended in the probe, as for as_switch). */
+static struct fidelity_way ontop_2_of_3(uint64_t round)
+{
+    if (round % 3 == 0)
+        return (struct fidelity_way){ NULL, NULL };
+    return (struct fidelity_way){ (test_switch_fn)(void (*)(void))as_switch_ontop,
+                                  (void *)ot_identity };
+}
+
+Test(switch, ontop_keeps_callee_saved_registers)
+{
+    check_fidelity(ontop_2_of_3);
 }
 
 /* ---- bad arguments ---- */

@@ -27,12 +27,14 @@ struct bt { int n; int last_step; char name[MAXF][64]; };
  * wrapper around the raw switch shows up as the trampoline's caller. */
 static int tool_frame(const struct bt *bt, const char *name)
 {
-    static const char *const wrappers[] = { "asan_call", "as__raw_call_on", "asan_entry" };
+    static const char *const wrappers[] = { "asan_call", "as__raw_call_on", "asan_entry",
+                                            "ontop_fn" };
     for (size_t i = 0; i < sizeof wrappers / sizeof wrappers[0]; i++)
         if (strcmp(name, wrappers[i]) == 0)
             return 1;
     return bt->n > 0 && strcmp(name, "as_switch") == 0 &&
-           strcmp(bt->name[bt->n - 1], "as__trampoline") == 0;
+           (strcmp(bt->name[bt->n - 1], "as__trampoline") == 0 ||
+            strcmp(bt->name[bt->n - 1], "as_switch_ontop") == 0);
 }
 
 static NOINLINE void take_backtrace(struct bt *bt)
@@ -46,6 +48,8 @@ static NOINLINE void take_backtrace(struct bt *bt)
         unw_word_t off;
         if (unw_get_proc_name(&c, bt->name[bt->n], sizeof bt->name[0], &off) != 0)
             strcpy(bt->name[bt->n], "?");
+        if (strcmp(bt->name[bt->n], "as__raw_switch_ontop") == 0)  /* ASan: the raw one */
+            strcpy(bt->name[bt->n], "as_switch_ontop");
         if (!tool_frame(bt, bt->name[bt->n]))
             bt->n++;
     } while (bt->n < MAXF && (bt->last_step = unw_step(&c)) > 0);
@@ -144,6 +148,45 @@ Test(unwind, entry_reaches_the_switcher_then_ends_cleanly)
     cr_assert_eq(g_bt.n, tr2 + 2, "one end frame follows the trampoline");
     cr_assert_str_eq(g_bt.name[tr2 + 1], "as__context_start");
     cr_assert_eq(g_bt.last_step, 0, "unw_step ended with 0, not an error");
+    as_stack_free(&s);
+}
+
+/* ---- as_switch_ontop: fn's caller is the code that called the target's
+ * suspended switch ---- */
+
+static NOINLINE as_transfer ontop_bt(as_transfer t)
+{
+    take_backtrace(&g_bt);
+    return t;
+}
+
+NOINLINE as_transfer peer_waits(as_transfer t)
+{
+    t = as_switch(t.ctx, NULL);
+    __asm__ volatile("" ::: "memory");
+    return t;
+}
+
+static NOINLINE as_transfer ontop_peer(as_transfer t)
+{
+    t = peer_waits(t);
+    return (as_transfer){ t.ctx, NULL };
+}
+
+Test(unwind, ontop_fn_reaches_the_targets_switcher)
+{
+    as_stack s;
+    cr_assert_eq(as_stack_alloc(&s, 64 << 10), 0);
+    as_transfer t = switcher_a(as_ctx_make(&s, ontop_peer));
+    t = as_switch_ontop(t.ctx, NULL, ontop_bt);
+    cr_assert_null(t.ctx);
+    dump(&g_bt);
+    int f = find(&g_bt, "ontop_bt"), o = find(&g_bt, "as_switch_ontop");
+    int w = find(&g_bt, "peer_waits"), e = find(&g_bt, "ontop_peer");
+    int tr = find(&g_bt, "as__trampoline");
+    cr_assert(f >= 0 && o == f + 1 && w == o + 1 && e == w + 1 && tr == e + 1,
+              "ontop_bt -> as_switch_ontop -> peer_waits -> ontop_peer -> trampoline");
+    cr_assert_eq(g_bt.last_step, 0, "the chain ends cleanly");
     as_stack_free(&s);
 }
 

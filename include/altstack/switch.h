@@ -93,6 +93,35 @@ AS_API as_ctx as_ctx_make(const as_stack *s, as_entry fn);
 AS_API as_transfer as_switch(as_ctx to, void *data);
 
 /*
+ * as_switch_ontop - resume `to`, but first run fn on to's stack.
+ *
+ * Suspends the caller exactly as as_switch does, switches to to's stack,
+ * restores to's callee-saved registers and FP control state, and calls
+ * fn({caller, data}) there, as though to's suspended switch had called
+ * fn.  What fn returns is what to's suspended switch returns (or, if `to`
+ * is a fresh context from as_ctx_make, the transfer its entry receives).
+ * This is Boost.Context's ontop_fcontext: fn may, for instance, record or
+ * free the caller, or throw.
+ *
+ *   - fn runs on to's stack with to's callee-saved registers, so it must
+ *     preserve them like any function; it may itself switch away, and
+ *     resumes there; whatever it returns, when it returns, resumes to.
+ *   - Unwinding: fn's caller is as_switch_ontop, whose caller is the code
+ *     that called to's suspended switch.  A backtrace in fn shows that,
+ *     and a C++ exception leaving fn propagates into that code, as if to's
+ *     as_switch had thrown it (to's switch is then never returned from;
+ *     the caller stays suspended as usual).
+ *   - The resumed side sees fn's result.ctx as the context to go back to:
+ *     return t.ctx (or another live context, or NULL to say "finished")
+ *     from fn accordingly.
+ *
+ * `to` and fn must not be NULL and `to` must be live, as for as_switch:
+ * the hot path does no checking; anything else is undefined.
+ * Mode: both.  Async-signal-safe as far as the switch itself goes.
+ */
+AS_API as_transfer as_switch_ontop(as_ctx to, void *data, as_transfer (*fn)(as_transfer t));
+
+/*
  * as_call_on - call fn(arg) on stack s and return its result, back on the
  * caller's stack.  Calls nest: fn may call as_call_on with another stack.
  * Running fn on a stack something else is already using is undefined.

@@ -76,6 +76,7 @@
 #include <sanitizer/common_interface_defs.h>
 
 AS_HIDDEN as_transfer as__raw_switch(as_ctx to, void *data);
+AS_HIDDEN as_transfer as__raw_switch_ontop(as_ctx to, void *data, as_entry fn);
 AS_HIDDEN void *as__raw_call_on(const as_stack *s, void *(*fn)(void *), void *arg);
 AS_HIDDEN as_ctx as__raw_ctx_make(const as_stack *s, as_entry fn);
 
@@ -88,23 +89,28 @@ struct as_asan_rec {
     as_entry             fn;
     struct as_asan_rec  *to;
     void                *data;
+    void                *fake;      /* our fake stack while suspended     */
+    as_entry             ontop;     /* while switching: as_switch_ontop's fn */
+    as_transfer          result;    /* fn's result, once it has run here  */
+    int                  arrived;   /* 1: ontop already did our arrival   */
 };
 
 /* Room for the fresh context's record at the top of its stack. */
-#define AS_ASAN_TOP 64
+#define AS_ASAN_TOP 112
 _Static_assert(sizeof(struct as_asan_rec) <= AS_ASAN_TOP, "record too big");
 
-/* On the resumed side, right after a raw switch returned `raw`. */
+/* On the resumed side, right after a raw switch returned `raw`: finish the
+ * switch ASan was told about and turn the raw transfer into the user's.
+ * `me` is the resumed side's record (its suspended `self`, or a fresh
+ * context's top record). */
 AS_NO_ASAN
-static as_transfer arrive(void *fake, as_transfer raw)
+static as_transfer finish(struct as_asan_rec *me, as_transfer raw)
 {
     const void *bottom;
     size_t size;
-    __sanitizer_finish_switch_fiber(fake, &bottom, &size);
-    if (!raw.ctx) {                             /* the switcher finished */
-        struct as_asan_rec *me = raw.data;
+    __sanitizer_finish_switch_fiber(me->fake, &bottom, &size);
+    if (!raw.ctx)                               /* the switcher finished */
         return (as_transfer){ NULL, me->data };
-    }
     struct as_asan_rec *from = raw.data;        /* the switcher's `self` */
     from->raw = raw.ctx;
     from->bottom = bottom;
@@ -112,15 +118,54 @@ static as_transfer arrive(void *fake, as_transfer raw)
     return (as_transfer){ (as_ctx)from, from->data };
 }
 
+/* The same, unless an as_switch_ontop's fn already did it (ontop_fn): then
+ * the transfer is the one fn returned. */
+AS_NO_ASAN
+static as_transfer arrive(struct as_asan_rec *me, as_transfer raw)
+{
+    if (me->arrived) {
+        me->arrived = 0;
+        return me->result;
+    }
+    return finish(me, raw);
+}
+
 AS_NO_ASAN
 as_transfer as_switch(as_ctx to, void *data)
 {
     struct as_asan_rec *target = (struct as_asan_rec *)to;
     struct as_asan_rec self = { .to = target, .data = data };
-    void *fake;
-    __sanitizer_start_switch_fiber(&fake, target->bottom, target->size);
+    __sanitizer_start_switch_fiber(&self.fake, target->bottom, target->size);
     as_transfer raw = as__raw_switch(target->raw, &self);
-    return arrive(fake, raw);
+    return arrive(&self, raw);
+}
+
+/* The raw ontop function: runs on the target's stack in place of its
+ * suspended raw switch.  It completes the switch for ASan first (so the
+ * user's fn runs with ASan knowing the stack), calls fn, and leaves fn's
+ * result in the target's record, where arrive() picks it up.  raw ctx
+ * NULL with the target's record as data is what a fresh target's
+ * asan_entry expects. */
+AS_NO_ASAN
+static as_transfer ontop_fn(as_transfer raw)
+{
+    struct as_asan_rec *from = raw.data;        /* the switcher's `self` */
+    struct as_asan_rec *me = from->to;
+    as_entry fn = from->ontop;
+    as_transfer r = fn(finish(me, raw));
+    me->result = r;
+    me->arrived = 1;
+    return (as_transfer){ NULL, me };
+}
+
+AS_NO_ASAN
+as_transfer as_switch_ontop(as_ctx to, void *data, as_entry fn)
+{
+    struct as_asan_rec *target = (struct as_asan_rec *)to;
+    struct as_asan_rec self = { .to = target, .data = data, .ontop = fn };
+    __sanitizer_start_switch_fiber(&self.fake, target->bottom, target->size);
+    as_transfer raw = as__raw_switch_ontop(target->raw, &self, ontop_fn);
+    return arrive(&self, raw);
 }
 
 /* The raw entry of every context made under ASan. */
@@ -130,7 +175,7 @@ static as_transfer asan_entry(as_transfer raw)
     struct as_asan_rec *me = raw.ctx ? ((struct as_asan_rec *)raw.data)->to
                                      : (struct as_asan_rec *)raw.data;
     as_entry fn = me->fn;
-    as_transfer r = fn(arrive(NULL, raw));
+    as_transfer r = fn(arrive(me, raw));
     struct as_asan_rec *next = (struct as_asan_rec *)r.ctx;
     next->data = r.data;
     __sanitizer_start_switch_fiber(NULL, next->bottom, next->size);

@@ -3,7 +3,8 @@
 """CFI is valid at every instruction of the switch: a gdb check.
 
 Runs the freestanding smoke program under gdb and single-steps through
-as_switch (as__switch_pop included), the entry trampoline and as_call_on,
+as_switch (as__switch_pop included), the entry trampoline, as_call_on and
+as_switch_ontop,
 taking a backtrace at every instruction.  Each backtrace must end where
 a chain ends, in _start (whose CFI leaves the return address undefined) or
 in as__context_start (a context's end frame), without gdb reporting an
@@ -19,7 +20,7 @@ import socket
 import subprocess
 import sys
 
-ASM = ('as_switch', 'as__trampoline', 'as_call_on')
+ASM = ('as_switch', 'as__trampoline', 'as_call_on', 'as_switch_ontop')
 ENDS = ('_start', 'as__context_start')
 # How often each breakpoint is followed before it is disabled: enough to
 # see a fresh context started, suspended frames resumed both ways, an
@@ -27,7 +28,8 @@ ENDS = ('_start', 'as__context_start')
 # rounds of ping-pong.
 # The trampoline is only ever entered past its first instruction, from
 # as_switch, and followed from there.
-LIMIT = {'as_switch': 16, 'as_call_on': 6, 'as__trampoline': 0, 'tail': 4}
+LIMIT = {'as_switch': 16, 'as_call_on': 6, 'as__trampoline': 0, 'as_switch_ontop': 2,
+         'tail': 4}
 
 
 def gdb_side():

@@ -274,6 +274,26 @@ static void check_call_on(void)
           "call_on while another context is suspended", "wrong result");
 }
 
+/* ---- as_switch_ontop ---- */
+
+static as_transfer plus_ten(as_transfer t)
+{
+    return (as_transfer){ t.ctx, (void *)((uintptr_t)t.data + 10) };
+}
+
+static void check_ontop(void)
+{
+    /* Fresh: pong's entry receives 1 + 10 and replies 34; suspended: its
+     * switch returns 2 + 10 and it replies 37. */
+    as_transfer t = as_switch_ontop(as_ctx_make(&stk[1], pong), (void *)1, plus_ten);
+    int ok = t.ctx != NULL && (uintptr_t)t.data == 34;
+    t = as_switch_ontop(t.ctx, (void *)2, plus_ten);
+    ok = ok && t.ctx != NULL && (uintptr_t)t.data == 37;
+    t = as_switch(t.ctx, NULL);
+    check(ok && t.ctx == NULL && (uintptr_t)t.data == 7,
+          "switch_ontop runs fn on the target and hands it fn's result", "wrong transfer");
+}
+
 static int fs_main(void)
 {
     put("libaltstack smoke test (" AS_ARCH_NAME ", ");
@@ -286,6 +306,7 @@ static int fs_main(void)
     check_registers();
     check_ctx_make_args();
     check_call_on();
+    check_ontop();
     put_dec((unsigned long)passed);
     put(" passed, ");
     put_dec((unsigned long)failed);

@@ -74,6 +74,87 @@
     .cfi_offset d14, AS_SW_D14 - AS_SW_SIZE;    \
     .cfi_offset d15, AS_SW_D14 + 8 - AS_SW_SIZE
 
+/* Store a switch frame for the caller below its CFA and describe it; the
+ * lr it saves is signed with sp == the frame.  After this sp = the frame
+ * (our own ctx), x9 = our FPCR.  Clobbers x9. */
+#define AS_SWITCH_SAVE                          \
+    sub     sp, sp, #AS_SW_SIZE;                \
+    .cfi_def_cfa_offset AS_SW_SIZE;             \
+    stp     x29, x30, [sp, #AS_SW_FP];          \
+    .cfi_offset x29, AS_SW_FP - AS_SW_SIZE;     \
+    .cfi_offset x30, AS_SW_LR - AS_SW_SIZE;     \
+    paciasp;                                    \
+    stp     x19, x20, [sp, #AS_SW_X19];         \
+    stp     x21, x22, [sp, #AS_SW_X21];         \
+    stp     x23, x24, [sp, #AS_SW_X23];         \
+    stp     x25, x26, [sp, #AS_SW_X25];         \
+    stp     x27, x28, [sp, #AS_SW_X27];         \
+    stp     d8,  d9,  [sp, #AS_SW_D8];          \
+    stp     d10, d11, [sp, #AS_SW_D10];         \
+    stp     d12, d13, [sp, #AS_SW_D12];         \
+    stp     d14, d15, [sp, #AS_SW_D14];         \
+    AS_CFI_SWITCH_SAVED;                        \
+    mrs     x9, fpcr;                           \
+    stp     x9, x30, [sp, #AS_SW_FPCR]
+
+/* sp = the frame to resume (FPCR already its own): load its registers,
+ * authenticate its lr, retire it and pop it.  Afterwards sp is the
+ * resumed side's CFA and lr its return address.  Clobbers nothing else.
+ * Retiring: a context whose chain links to this frame (see the
+ * trampoline) compares the plain lr slot with its cookie, so zeroing it
+ * kills the link the moment the frame is resumed. */
+#define AS_SWITCH_RESTORE                       \
+    ldp     d8,  d9,  [sp, #AS_SW_D8];          \
+    ldp     d10, d11, [sp, #AS_SW_D10];         \
+    ldp     d12, d13, [sp, #AS_SW_D12];         \
+    ldp     d14, d15, [sp, #AS_SW_D14];         \
+    ldp     x19, x20, [sp, #AS_SW_X19];         \
+    ldp     x21, x22, [sp, #AS_SW_X21];         \
+    ldp     x23, x24, [sp, #AS_SW_X23];         \
+    ldp     x25, x26, [sp, #AS_SW_X25];         \
+    ldp     x27, x28, [sp, #AS_SW_X27];         \
+    .cfi_restore x19; .cfi_restore x20;         \
+    .cfi_restore x21; .cfi_restore x22;         \
+    .cfi_restore x23; .cfi_restore x24;         \
+    .cfi_restore x25; .cfi_restore x26;         \
+    .cfi_restore x27; .cfi_restore x28;         \
+    .cfi_restore d8;  .cfi_restore d9;          \
+    .cfi_restore d10; .cfi_restore d11;         \
+    .cfi_restore d12; .cfi_restore d13;         \
+    .cfi_restore d14; .cfi_restore d15;         \
+    ldr     x30, [sp, #AS_SW_LR_PAC];           \
+    ldr     x29, [sp, #AS_SW_FP];               \
+    autiasp;                                    \
+    .cfi_restore x29;                           \
+    .cfi_restore x30;                           \
+    str     xzr, [sp, #AS_SW_LR];               \
+    add     sp, sp, #AS_SW_SIZE;                \
+    .cfi_def_cfa_offset 0
+
+/* The frame record around a call to another stack (as_call_on, and
+ * as_switch_ontop's call to fn), with lr saved twice as in the switch
+ * frame: signed for the return, plain for the CFI, whose CFA is x29-based
+ * and so stays right while the callee runs elsewhere.
+ *   sp+16  lr, signed         sp+8  lr, plain      sp+0  caller's x29 */
+#define AS_CALL_FRAME_PUSH                      \
+    stp     x29, x30, [sp, #-32]!;              \
+    .cfi_def_cfa_offset 32;                     \
+    .cfi_offset x29, -32;                       \
+    .cfi_offset x30, -24;                       \
+    paciasp;                                    \
+    str     x30, [sp, #16];                     \
+    mov     x29, sp;                            \
+    .cfi_def_cfa_register x29
+#define AS_CALL_FRAME_POP                       \
+    mov     sp, x29;                            \
+    .cfi_def_cfa_register sp;                   \
+    ldr     x30, [sp, #16];                     \
+    autiasp;                                    \
+    ldr     x29, [sp], #32;                     \
+    .cfi_def_cfa_offset 0;                      \
+    .cfi_restore x29;                           \
+    .cfi_restore x30
+
 /*
  * as_transfer as_switch(as_ctx to, void *data)
  *   on entry: x0 = to (a switch frame), x1 = data, lr = return address,
@@ -84,26 +165,7 @@
  * The landing pad (bti c) admits `bl`, `blr` and `br x16/x17` (PLT, veneer).
  */
 AS_FUNC_BEGIN(AS_SYM(switch))
-    sub     sp, sp, #AS_SW_SIZE
-    .cfi_def_cfa_offset AS_SW_SIZE
-    stp     x29, x30, [sp, #AS_SW_FP]
-    .cfi_offset x29, AS_SW_FP - AS_SW_SIZE
-    .cfi_offset x30, AS_SW_LR - AS_SW_SIZE
-    paciasp                         /* x30 signed with sp == ctx         */
-    stp     x19, x20, [sp, #AS_SW_X19]
-    stp     x21, x22, [sp, #AS_SW_X21]
-    stp     x23, x24, [sp, #AS_SW_X23]
-    stp     x25, x26, [sp, #AS_SW_X25]
-    stp     x27, x28, [sp, #AS_SW_X27]
-    stp     d8,  d9,  [sp, #AS_SW_D8]
-    stp     d10, d11, [sp, #AS_SW_D10]
-    stp     d12, d13, [sp, #AS_SW_D12]
-    stp     d14, d15, [sp, #AS_SW_D14]
-    /* Described as saved once all are stored; before that they still
-     * hold the caller's values, which is just as true. */
-    AS_CFI_SWITCH_SAVED
-    mrs     x9, fpcr
-    stp     x9, x30, [sp, #AS_SW_FPCR] /* FPCR, signed lr */
+    AS_SWITCH_SAVE
     mov     x2, sp                  /* our own frame: the resumed side's ctx */
 
     /* The switch.  CFI is unchanged: `to` has the same frame layout.
@@ -123,44 +185,7 @@ AS_FUNC_BEGIN(AS_SYM(switch))
     .globl  as__switch_pop
     .hidden as__switch_pop
 as__switch_pop:
-    ldp     d8,  d9,  [sp, #AS_SW_D8]
-    ldp     d10, d11, [sp, #AS_SW_D10]
-    ldp     d12, d13, [sp, #AS_SW_D12]
-    ldp     d14, d15, [sp, #AS_SW_D14]
-    ldp     x19, x20, [sp, #AS_SW_X19]
-    ldp     x21, x22, [sp, #AS_SW_X21]
-    ldp     x23, x24, [sp, #AS_SW_X23]
-    ldp     x25, x26, [sp, #AS_SW_X25]
-    ldp     x27, x28, [sp, #AS_SW_X27]
-    .cfi_restore x19
-    .cfi_restore x20
-    .cfi_restore x21
-    .cfi_restore x22
-    .cfi_restore x23
-    .cfi_restore x24
-    .cfi_restore x25
-    .cfi_restore x26
-    .cfi_restore x27
-    .cfi_restore x28
-    .cfi_restore d8
-    .cfi_restore d9
-    .cfi_restore d10
-    .cfi_restore d11
-    .cfi_restore d12
-    .cfi_restore d13
-    .cfi_restore d14
-    .cfi_restore d15
-    ldr     x30, [sp, #AS_SW_LR_PAC]
-    ldr     x29, [sp, #AS_SW_FP]
-    autiasp                         /* sp == ctx, as when it was signed */
-    .cfi_restore x29
-    .cfi_restore x30
-    /* Retire the frame: a context whose chain links to it (see the
-     * trampoline) compares this word with its cookie, so the link dies
-     * the moment this frame is resumed.  lr is in x30 from here on. */
-    str     xzr, [sp, #AS_SW_LR]
-    add     sp, sp, #AS_SW_SIZE
-    .cfi_def_cfa_offset 0
+    AS_SWITCH_RESTORE
     ret
 
 .Lload_fpcr:
@@ -168,6 +193,56 @@ as__switch_pop:
     msr     fpcr, x10
     b       as__switch_pop
 AS_FUNC_END(AS_SYM(switch))
+
+/*
+ * as_transfer as_switch_ontop(as_ctx to, void *data,
+ *                             as_transfer (*fn)(as_transfer t))
+ *   on entry: x0 = to, x1 = data, x2 = fn, lr = return address
+ *   calls:    fn({our frame, data}) on to's stack, with to's callee-saved
+ *             registers and FPCR in place, as if to's suspended switch had
+ *             called it
+ *   then:     resumes to with fn's result {x0, x1} as its transfer
+ *   returns:  as as_switch, when something switches back to us
+ * Clobbers x0-x2, x9-x11 and the flags, as as_switch does (plus x11).
+ *
+ *   to's stack while fn runs (C = to + 176, to's CFA once its switch
+ *   returns; the frame record is the same shape as as_call_on's):
+ *     C-8   0: to's plain lr slot, retired   C-16  lr, signed (pad above)
+ *     C-24  to's lr, plain                   C-32  to's x29  <- sp, x29
+ *
+ * fn's caller is then this function, and the caller of that is whatever
+ * to's switch returns to: an unwinder (or a C++ exception leaving fn)
+ * goes from fn into the frame that called to's switch, with to's
+ * callee-saved registers.  to's frame is retired before fn runs, so a
+ * chain linked to it ends there while fn overwrites the frame below.
+ */
+AS_FUNC_BEGIN(AS_SYM(switch_ontop))
+    mov     x11, x2                 /* fn */
+    AS_SWITCH_SAVE
+    mov     x2, sp
+
+    /* The switch.  CFI is unchanged: `to` has the same frame layout. */
+    mov     sp, x0
+    mov     x0, x2                  /* fn's t = {our frame, data}: x0, x1 */
+    .cfi_remember_state
+    ldr     x10, [sp, #AS_SW_FPCR]
+    cmp     x9, x10
+    b.ne    .Lload_fpcr_ontop
+.Lontop_fp_done:
+    AS_SWITCH_RESTORE
+    /* sp = to's CFA, lr = to's return address, every callee-saved
+     * register to's.  A frame record for the call to fn: */
+    AS_CALL_FRAME_PUSH
+    blr     x11                     /* x0, x1 = t; sp 16-byte aligned */
+    /* fn returned r = {x0, x1}: to's switch returns it. */
+    AS_CALL_FRAME_POP
+    ret
+
+.Lload_fpcr_ontop:
+    .cfi_restore_state
+    msr     fpcr, x10
+    b       .Lontop_fp_done
+AS_FUNC_END(AS_SYM(switch_ontop))
 
 /*
  * The first code a fresh context runs, entered by as_switch's final `ret`
@@ -304,27 +379,13 @@ as__context_start:
 AS_FUNC_BEGIN(AS_SYM(call_on))
     cbz     x0, .Lcall_on_null
     cbz     x1, .Lcall_on_null
-    stp     x29, x30, [sp, #-32]!   /* frame record, plain lr */
-    .cfi_def_cfa_offset 32
-    .cfi_offset x29, -32
-    .cfi_offset x30, -24
-    paciasp                         /* x30 signed with sp == the record */
-    str     x30, [sp, #16]
-    mov     x29, sp
-    .cfi_def_cfa_register x29
+    AS_CALL_FRAME_PUSH
     ldr     x9, [x0, #AS_STACK_HI]  /* s->hi */
     and     x9, x9, #-16
     mov     sp, x9
     mov     x0, x2
     blr     x1
-    mov     sp, x29
-    .cfi_def_cfa_register sp
-    ldr     x30, [sp, #16]
-    autiasp                         /* same sp as paciasp */
-    ldr     x29, [sp], #32
-    .cfi_def_cfa_offset 0
-    .cfi_restore x29
-    .cfi_restore x30
+    AS_CALL_FRAME_POP
     ret
 .Lcall_on_null:
     mov     x0, xzr

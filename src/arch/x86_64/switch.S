@@ -40,6 +40,59 @@
     .cfi_offset %r14, AS_SW_R14 - AS_SW_SIZE; \
     .cfi_offset %r15, AS_SW_R15 - AS_SW_SIZE
 
+/* Push a switch frame for the caller: its callee-saved registers and FP
+ * control words below its return address.  After this, rsp = the frame
+ * (our own ctx) and the CFI describes it. */
+#define AS_SWITCH_SAVE                \
+    AS_PUSH_CALLEE_SAVED;             \
+    leaq    -8(%rsp), %rsp;           \
+    .cfi_adjust_cfa_offset 8;         \
+    stmxcsr AS_SW_MXCSR(%rsp);        \
+    fnstcw  AS_SW_FCW(%rsp)
+
+/* rsp = the frame being resumed, `ours` = the frame just saved.  Reload FP
+ * control only if it differs: ldmxcsr and fldcw are slow, and contexts
+ * rarely change either.  Clobbers ecx. */
+#define AS_SWITCH_FP_LOAD(ours, n)    \
+    movl    AS_SW_MXCSR(%rsp), %ecx;  \
+    xorl    AS_SW_MXCSR(ours), %ecx;  \
+    testl   $AS_MXCSR_CTRL, %ecx;     \
+    jnz     .Lload_mxcsr##n;          \
+.Lcheck_fcw##n:                       \
+    movzwl  AS_SW_FCW(%rsp), %ecx;    \
+    cmpw    AS_SW_FCW(ours), %cx;     \
+    jne     .Lload_fcw##n;            \
+.Lfp_done##n:
+
+/* The out-of-line half of AS_SWITCH_FP_LOAD; after the function's body. */
+#define AS_SWITCH_FP_LOAD_SLOW(n)     \
+.Lload_mxcsr##n:                      \
+    .cfi_restore_state;               \
+    .cfi_remember_state;              \
+    ldmxcsr AS_SW_MXCSR(%rsp);        \
+    jmp     .Lcheck_fcw##n;           \
+.Lload_fcw##n:                        \
+    .cfi_restore_state;               \
+    .cfi_remember_state;              \
+    fldcw   AS_SW_FCW(%rsp);          \
+    jmp     .Lfp_done##n
+
+/* Pop a switch frame's FP word and callee-saved registers, leaving rsp at
+ * its return address (CFA - 8), every register the resumed side's. */
+#define AS_POP_CFI(reg)               \
+    popq    reg;                      \
+    .cfi_adjust_cfa_offset -8;        \
+    .cfi_restore reg
+#define AS_SWITCH_POP_REGS            \
+    leaq    8(%rsp), %rsp;            \
+    .cfi_adjust_cfa_offset -8;        \
+    AS_POP_CFI(%r15);                 \
+    AS_POP_CFI(%r14);                 \
+    AS_POP_CFI(%r13);                 \
+    AS_POP_CFI(%r12);                 \
+    AS_POP_CFI(%rbx);                 \
+    AS_POP_CFI(%rbp)
+
 /*
  * as_transfer as_switch(as_ctx to, void *data)
  *   on entry: rdi = to (a switch frame), rsi = data, (%rsp) = return address
@@ -48,53 +101,20 @@
  * Clobbers only caller-saved registers: rax, rcx, rdx, r8 (SysV 3.2.1).
  */
 AS_FUNC_BEGIN(AS_SYM(switch))
-    AS_PUSH_CALLEE_SAVED
-    leaq    -8(%rsp), %rsp
-    .cfi_adjust_cfa_offset 8
-    stmxcsr AS_SW_MXCSR(%rsp)
-    fnstcw  AS_SW_FCW(%rsp)
+    AS_SWITCH_SAVE
     movq    %rsp, %rax              /* our own frame: the resumed side's ctx */
     movq    %rsi, %rdx              /* data: second word of the transfer     */
 
     /* The switch.  CFI is unchanged: `to` has the same frame layout. */
     movq    %rdi, %rsp
     .cfi_remember_state
-
-    /* Reload FP control only if it differs: ldmxcsr and fldcw are slow,
-     * and contexts rarely change either.  rax = our frame, rsp = theirs. */
-    movl    AS_SW_MXCSR(%rsp), %ecx
-    xorl    AS_SW_MXCSR(%rax), %ecx
-    testl   $AS_MXCSR_CTRL, %ecx
-    jnz     .Lload_mxcsr
-.Lcheck_fcw:
-    movzwl  AS_SW_FCW(%rsp), %ecx
-    cmpw    AS_SW_FCW(%rax), %cx
-    jne     .Lload_fcw
+    AS_SWITCH_FP_LOAD(%rax, _sw)
 
     /* rsp = the frame to resume; rax, rdx = the transfer to return. */
     .globl  as__switch_pop
     .hidden as__switch_pop
 as__switch_pop:
-    leaq    8(%rsp), %rsp
-    .cfi_adjust_cfa_offset -8
-    popq    %r15
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore %r15
-    popq    %r14
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore %r14
-    popq    %r13
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore %r13
-    popq    %r12
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore %r12
-    popq    %rbx
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore %rbx
-    popq    %rbp
-    .cfi_adjust_cfa_offset -8
-    .cfi_restore %rbp
+    AS_SWITCH_POP_REGS
     popq    %r8
     .cfi_adjust_cfa_offset -8
     .cfi_register %rip, %r8
@@ -104,16 +124,64 @@ as__switch_pop:
     movq    $0, -8(%rsp)
     jmp     *%r8
 
-.Lload_mxcsr:
-    .cfi_restore_state
-    .cfi_remember_state
-    ldmxcsr AS_SW_MXCSR(%rsp)
-    jmp     .Lcheck_fcw
-.Lload_fcw:
-    .cfi_restore_state
-    fldcw   AS_SW_FCW(%rsp)
-    jmp     as__switch_pop
+    AS_SWITCH_FP_LOAD_SLOW(_sw)
 AS_FUNC_END(AS_SYM(switch))
+
+/*
+ * as_transfer as_switch_ontop(as_ctx to, void *data,
+ *                             as_transfer (*fn)(as_transfer t))
+ *   on entry: rdi = to, rsi = data, rdx = fn, (%rsp) = return address
+ *   calls:    fn({our frame, data}) on to's stack, with to's callee-saved
+ *             registers and FP control in place, as if to's suspended
+ *             switch had called it
+ *   then:     resumes to with fn's result {rax, rdx} as its transfer
+ *   returns:  as as_switch, when something switches back to us
+ *
+ *   to's stack while fn runs:
+ *   +--------------------+ to+64 = CFA: to's rsp once its switch returns
+ *   | 0 (retired)        | to+56   was to's return address
+ *   | to's return addr.  | to+48   moved here, below the retired slot
+ *   +--------------------+ to+48 = rsp at `call *%r9`
+ *   | as_switch_ontop's  | to+40   return address into this function
+ *   | fn's frames ...    |
+ *
+ * fn's caller is then this function, and the caller of that is whatever
+ * to's switch returns to: an unwinder (or a C++ exception leaving fn)
+ * goes from fn straight into the frame that called to's switch, with
+ * to's callee-saved registers, which fn preserves like any callee.  The
+ * `call`/`ret` pair keeps the return stack buffer in step.  to's frame
+ * is retired before fn runs (its old return-address slot is zeroed), so
+ * a chain linked to it ends there while fn overwrites the frame below.
+ */
+AS_FUNC_BEGIN(AS_SYM(switch_ontop))
+    AS_SWITCH_SAVE
+    movq    %rdx, %r9               /* fn                                    */
+    movq    %rsp, %rax
+
+    /* The switch.  CFI is unchanged: `to` has the same frame layout. */
+    movq    %rdi, %rsp
+    movq    %rax, %rdi              /* fn's t = {our frame, data}: rdi, rsi  */
+    .cfi_remember_state
+    AS_SWITCH_FP_LOAD(%rdi, _ot)
+    AS_SWITCH_POP_REGS
+    popq    %r8                     /* to's return address                   */
+    .cfi_adjust_cfa_offset -8
+    .cfi_register %rip, %r8
+    movq    $0, -8(%rsp)            /* retire the frame, as as_switch does    */
+    leaq    -16(%rsp), %rsp
+    .cfi_adjust_cfa_offset 16
+    movq    %r8, (%rsp)
+    .cfi_offset %rip, -16
+    call    *%r9                    /* rsp+8 is 16-byte aligned at fn entry  */
+    /* fn returned r = {rax, rdx}: to's switch returns it. */
+    movq    (%rsp), %r8
+    .cfi_register %rip, %r8
+    leaq    16(%rsp), %rsp
+    .cfi_adjust_cfa_offset -16
+    jmp     *%r8
+
+    AS_SWITCH_FP_LOAD_SLOW(_ot)
+AS_FUNC_END(AS_SYM(switch_ontop))
 
 /*
  * The first code a fresh context runs, entered from as_switch's final jump.

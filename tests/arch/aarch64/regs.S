@@ -5,6 +5,10 @@
  * as_transfer test_switch_regs(as_ctx to, void *data,
  *                              const uint64_t *in, uint64_t *out)
  *   x0 = to, x1 = data (passed through to as_switch), x2 = in, x3 = out
+ * as_transfer test_switch_regs_via(as_ctx to, void *data, void *arg,
+ *                                  const uint64_t *in, uint64_t *out, sw)
+ *   the same through sw(to, data, arg): x2 = arg, x3 = in, x4 = out,
+ *   x5 = sw (as_switch, as_switch_ontop, ...)
  *   in/out[0..10] = x19..x29, [11..18] = d8..d15, [19] = FPCR
  *
  *   frame while switched away (CFA = sp + 192; x29 holds a test value,
@@ -19,6 +23,14 @@
 #include "../../../src/arch/asm.h"
 
 AS_FUNC_BEGIN(test_switch_regs)
+    mov     x4, x3
+    mov     x3, x2
+    adrp    x5, :got:as_switch
+    ldr     x5, [x5, :got_lo12:as_switch]
+    b       test_switch_regs_via
+AS_FUNC_END(test_switch_regs)
+
+AS_FUNC_BEGIN(test_switch_regs_via)
     .cfi_remember_state
     stp     x29, x30, [sp, #-192]!
     .cfi_def_cfa_offset 192
@@ -54,21 +66,21 @@ AS_FUNC_BEGIN(test_switch_regs)
     .cfi_offset d14, -48
     .cfi_offset d15, -40
     mrs     x9, fpcr
-    stp     x9, x3, [sp, #160]
+    stp     x9, x4, [sp, #160]
 
-    ldp     x19, x20, [x2, #0]
-    ldp     x21, x22, [x2, #16]
-    ldp     x23, x24, [x2, #32]
-    ldp     x25, x26, [x2, #48]
-    ldp     x27, x28, [x2, #64]
-    ldr     x29, [x2, #80]
-    ldp     d8,  d9,  [x2, #88]
-    ldp     d10, d11, [x2, #104]
-    ldp     d12, d13, [x2, #120]
-    ldp     d14, d15, [x2, #136]
-    ldr     x9, [x2, #152]
+    ldp     x19, x20, [x3, #0]
+    ldp     x21, x22, [x3, #16]
+    ldp     x23, x24, [x3, #32]
+    ldp     x25, x26, [x3, #48]
+    ldp     x27, x28, [x3, #64]
+    ldr     x29, [x3, #80]
+    ldp     d8,  d9,  [x3, #88]
+    ldp     d10, d11, [x3, #104]
+    ldp     d12, d13, [x3, #120]
+    ldp     d14, d15, [x3, #136]
+    ldr     x9, [x3, #152]
     msr     fpcr, x9
-    bl      as_switch               /* x0, x1 = the transfer: kept */
+    blr     x5                            /* x0, x1 = the transfer: kept */
 
     ldr     x3, [sp, #168]
     stp     x19, x20, [x3, #0]
@@ -100,6 +112,6 @@ AS_FUNC_BEGIN(test_switch_regs)
     ldr     x29, [sp], #192
     .cfi_restore_state              /* all back where they were on entry */
     ret
-AS_FUNC_END(test_switch_regs)
+AS_FUNC_END(test_switch_regs_via)
 
 AS_ASM_TRAILER

@@ -5,6 +5,10 @@
  * as_transfer test_switch_regs(as_ctx to, void *data,
  *                              const uint64_t *in, uint64_t *out)
  *   rdi = to, rsi = data (passed through to as_switch), rdx = in, rcx = out
+ * as_transfer test_switch_regs_via(as_ctx to, void *data, void *arg,
+ *                                  const uint64_t *in, uint64_t *out, sw)
+ *   the same through sw(to, data, arg): rdx = arg, rcx = in, r8 = out,
+ *   r9 = sw (as_switch, as_switch_ontop, ...)
  *
  *   frame while switched away:     rsp+0  saved MXCSR | saved FCW
  *                                  rsp+8  out
@@ -14,21 +18,28 @@
 #include "../../../src/arch/asm.h"
 
 AS_FUNC_BEGIN(test_switch_regs)
+    movq    %rcx, %r8
+    movq    %rdx, %rcx
+    movq    as_switch@GOTPCREL(%rip), %r9
+    jmp     test_switch_regs_via
+AS_FUNC_END(test_switch_regs)
+
+AS_FUNC_BEGIN(test_switch_regs_via)
     AS_PUSH_CALLEE_SAVED
     subq    $24, %rsp
     .cfi_adjust_cfa_offset 24
     stmxcsr 0(%rsp)
     fnstcw  4(%rsp)
-    movq    %rcx, 8(%rsp)
-    movq    0(%rdx), %rbx
-    movq    8(%rdx), %rbp
-    movq    16(%rdx), %r12
-    movq    24(%rdx), %r13
-    movq    32(%rdx), %r14
-    movq    40(%rdx), %r15
-    ldmxcsr 48(%rdx)
-    fldcw   56(%rdx)
-    call    as_switch
+    movq    %r8, 8(%rsp)
+    movq    0(%rcx), %rbx
+    movq    8(%rcx), %rbp
+    movq    16(%rcx), %r12
+    movq    24(%rcx), %r13
+    movq    32(%rcx), %r14
+    movq    40(%rcx), %r15
+    ldmxcsr 48(%rcx)
+    fldcw   56(%rcx)
+    call    *%r9
     movq    8(%rsp), %rcx
     movq    %rbx, 0(%rcx)
     movq    %rbp, 8(%rcx)
@@ -57,6 +68,6 @@ AS_FUNC_BEGIN(test_switch_regs)
     popq    %rbp
     .cfi_adjust_cfa_offset -8
     ret
-AS_FUNC_END(test_switch_regs)
+AS_FUNC_END(test_switch_regs_via)
 
 AS_ASM_TRAILER
