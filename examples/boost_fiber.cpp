@@ -6,8 +6,8 @@
 // libaltstack; it runs on it by being linked with libaltstack-fcontext
 // before Boost.Context:
 //
-//   g++ -O2 boost_fiber.cpp $(pkg-config --libs altstack-fcontext) \
-//       -lboost_fiber -lboost_context -lunwind -o boost_fiber
+//   g++ -O2 boost_fiber.cpp -o boost_fiber $(pkg-config --libs altstack-fcontext)
+//       -lboost_fiber -lboost_context -lunwind              (one command line)
 //
 // or, built against Boost alone, by
 //
@@ -23,6 +23,7 @@
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <cxxabi.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -42,15 +43,19 @@ extern "C" __attribute__((noinline)) bool fiber_backtrace()
     bool main_seen = false;
     int i = 0;
     do {
-        char name[128];
+        char name[512];
         unw_word_t off, pc;
         unw_get_reg(&c, UNW_REG_IP, &pc);
         if (unw_get_proc_name(&c, name, sizeof name, &off) != 0)
-            snprintf(name, sizeof name, "?");
-        // Boost's template frames have long names: keep the line short.
-        std::printf("  #%-2d %#014lx %.90s%s\n", i, (unsigned long)pc, name,
-                    std::strlen(name) > 90 ? "..." : "");
+            std::snprintf(name, sizeof name, "?");
         main_seen |= std::strcmp(name, "main") == 0;
+        int st;
+        char *d = abi::__cxa_demangle(name, nullptr, nullptr, &st);
+        const char *shown = st == 0 && d ? d : name;
+        // Boost's template frames have long names: keep the line short.
+        std::printf("  #%-2d %#014lx %.80s%s\n", i, (unsigned long)pc, shown,
+                    std::strlen(shown) > 80 ? "..." : "");
+        std::free(d);
     } while (++i < 40 && unw_step(&c) > 0);
     return main_seen;
 }

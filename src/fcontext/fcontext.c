@@ -34,11 +34,12 @@
  *   that dies at once.  Boost programs want a backtrace inside a fiber to
  *   continue into whoever resumed it last, so every jump that lands on a
  *   stack made by make_fcontext re-points that stack's link (and cookie)
- *   at the frame of the context it came from.  Which stack the running
- *   code is on is kept in one thread-local word, fc_cur (NULL on a
- *   thread's own stack): each jump saves it in its frame and restores it
- *   on the way back, also when an exception thrown by an ontop function
- *   unwinds through the jump (a cleanup, hence -fexceptions).
+ *   at the frame of the context it came from (for ontop_fcontext: the
+ *   context handed to fn, not fn's result).  Which stack the running code
+ *   is on is kept in a thread-local word (NULL on a thread's own stack):
+ *   each jump saves it in its frame and restores it on the way back, also
+ *   when an exception thrown by an ontop function unwinds through the
+ *   jump (a cleanup, hence -fexceptions).
  *
  *   Valgrind.  With -Dvalgrind=true the stacks adopted here are registered
  *   with Valgrind (VALGRIND_STACK_REGISTER); a stack handed to
@@ -80,32 +81,51 @@ FC_API transfer_t ontop_fcontext(fcontext_t const to, void *vp, transfer_t (*fn)
 # define FC_RELINK 1
 #endif
 
-/* The top header (src/arch/<arch>/layout.h) of the make_fcontext stack the
- * calling thread runs on; NULL on any other stack.  initial-exec: one
- * %fs- or tpidr_el0-relative access, no __tls_get_addr, in the shared
- * library too. */
-static __thread uint64_t *fc_cur __attribute__((tls_model("initial-exec")));
+/* Per thread:
+ *   cur     the top header (src/arch/<arch>/layout.h) of the make_fcontext
+ *           stack the thread runs on; NULL on any other stack;
+ *   from, cookie   set by the shim of an ontop function (see below) to the
+ *           context that jumped and its frame's return address, read
+ *           before fn runs: the arriving side links to that rather than
+ *           to fn's result, which Boost.Fiber, for one, makes NULL at
+ *           every switch.
+ * initial-exec: one %fs- or tpidr_el0-relative access, no __tls_get_addr,
+ * in the shared library too. */
+struct fc_thread { uint64_t *cur; uint64_t *from; uint64_t cookie; };
+static __thread struct fc_thread fc_tls __attribute__((tls_model("initial-exec")));
 
 static inline transfer_t fc_t(as_transfer t) { return (transfer_t){ t.ctx, t.data }; }
 
 /* Back on stack `mine` (its header, or NULL) after a switch returned t:
- * from now on an unwinder reaches t.ctx's frames through the trampoline
- * at the bottom of `mine`. */
+ * from now on an unwinder reaches the frames of the context that jumped
+ * here through the trampoline at the bottom of `mine`. */
 static inline transfer_t fc_arrive(uint64_t *mine, as_transfer t)
 {
-    fc_cur = mine;
+    struct fc_thread *th = &fc_tls;
+    uint64_t *from = (uint64_t *)t.ctx, cookie = 0;
+    if (th->from) {
+        from = th->from;
+        cookie = th->cookie;
+        th->from = NULL;
+    } else if (from) {
+        cookie = from[FC_SW_RET / 8];
+    }
+    th->cur = mine;
     if (FC_RELINK && mine) {
-        uint64_t *from = (uint64_t *)t.ctx;
         mine[AS_TOP_LINK / 8] = (uintptr_t)from;
-        mine[AS_TOP_COOKIE / 8] = from ? from[FC_SW_RET / 8] : 0;
+        mine[AS_TOP_COOKIE / 8] = cookie;
     }
     return fc_t(t);
 }
 
 /* An exception unwinding through a suspended jump (thrown by an ontop
  * function on its stack) lands on the jump's stack: say so. */
-static inline void fc_unwound(uint64_t *const *mine) { fc_cur = *mine; }
-#define FC_SAVED_CUR uint64_t *const mine __attribute__((cleanup(fc_unwound))) = fc_cur
+static inline void fc_unwound(uint64_t *const *mine)
+{
+    fc_tls.cur = *mine;
+    fc_tls.from = NULL;
+}
+#define FC_SAVED_CUR uint64_t *const mine __attribute__((cleanup(fc_unwound))) = fc_tls.cur
 
 transfer_t jump_fcontext(fcontext_t const to, void *vp)
 {
@@ -113,15 +133,42 @@ transfer_t jump_fcontext(fcontext_t const to, void *vp)
     return fc_arrive(mine, as_switch((as_ctx)to, vp));
 }
 
-#ifdef FC_HAVE_ONTOP
+/*
+ * ontop_fcontext's fn and data, on the jumping side's stack, read by the
+ * shim before fn runs.  fn may free the jumping side's stack: Boost's
+ * fiber_exit and callcc's context_exit do, from a context that is
+ * finishing.  Those pass as data the fiber's record, which Boost places
+ * at the top of the finishing stack, above the sp it gave make_fcontext;
+ * an ontop from such a place (data within FC_RECORD_ROOM above the
+ * jumping stack's top) therefore leaves no link behind: the arriving side
+ * is not linked to a frame about to vanish.  Any other ontop links the
+ * arriving side to the jumper, as a jump does.
+ */
+#define FC_RECORD_ROOM 65536
+struct fc_ontop { transfer_t (*fn)(transfer_t); void *data; int finishing; };
+
+static as_transfer fc_ontop_shim(as_transfer t)
+{
+    const struct fc_ontop *p = t.data;
+    transfer_t (*fn)(transfer_t) = p->fn;
+    uint64_t *from = (uint64_t *)t.ctx;
+    if (FC_RELINK && from && !p->finishing) {
+        fc_tls.from = from;
+        fc_tls.cookie = from[FC_SW_RET / 8];
+    }
+    transfer_t r = fn((transfer_t){ t.ctx, p->data });
+    return (as_transfer){ (as_ctx)r.fctx, r.data };
+}
+
 transfer_t ontop_fcontext(fcontext_t const to, void *vp, transfer_t (*fn)(transfer_t))
 {
     FC_SAVED_CUR;
-    /* transfer_t (*)(transfer_t) and as_transfer (*)(as_transfer) take and
-     * return the same two words in the same registers. */
-    return fc_arrive(mine, as_switch_ontop((as_ctx)to, vp, (as_transfer (*)(as_transfer))(void *)fn));
+    uintptr_t top = (uintptr_t)mine + AS_TOP_SIZE;
+    struct fc_ontop p = {
+        fn, vp, mine && (uintptr_t)vp >= top && (uintptr_t)vp - top < FC_RECORD_ROOM,
+    };
+    return fc_arrive(mine, as_switch_ontop((as_ctx)to, &p, fc_ontop_shim));
 }
-#endif
 
 /* What make_fcontext hands a fresh context in its first switch. */
 struct fc_start {
@@ -193,8 +240,8 @@ fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t))
         .fn = fn,
         .hdr = FC_RELINK && (uintptr_t)ctx + AS_SW_SIZE == (uintptr_t)hdr ? hdr : NULL,
     };
-    uint64_t *mine = fc_cur;
+    uint64_t *mine = fc_tls.cur;
     as_transfer t = as_switch(ctx, &st);
-    fc_cur = mine;
+    fc_tls.cur = mine;
     return t.ctx;
 }
