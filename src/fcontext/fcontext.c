@@ -17,7 +17,9 @@
  * transfer_t and as_transfer are the same pair of pointers, returned in
  * rax:rdx (System V) or x0:x1 (AAPCS64) and passed in rdi:rsi / x0:x1, so
  * an fcontext_t is an as_ctx and each call is one as_switch /
- * as_switch_ontop plus the bookkeeping below.  make_fcontext's sp is the
+ * as_switch_ontop plus the bookkeeping below: jump_fcontext and
+ * ontop_fcontext are a few instructions of assembly around the switch
+ * (src/fcontext/arch/<arch>/fcontext.S), the rest is here.  make_fcontext's sp is the
  * top of the stack, [sp - size, sp) the memory the context may use.
  *
  * What is added to the bare switch:
@@ -37,9 +39,10 @@
  *   at the frame of the context it came from (for ontop_fcontext: the
  *   context handed to fn, not fn's result).  Which stack the running code
  *   is on is kept in a thread-local word (NULL on a thread's own stack):
- *   each jump saves it in its frame and restores it on the way back, also
- *   when an exception thrown by an ontop function unwinds through the
- *   jump (a cleanup, hence -fexceptions).
+ *   each jump keeps it in a callee-saved register across the switch and
+ *   restores it on the way back; when an exception thrown by an ontop
+ *   function skips that way back, the shim's cleanup does it (hence
+ *   -fexceptions).
  *
  *   Valgrind.  With -Dvalgrind=true the stacks adopted here are registered
  *   with Valgrind (VALGRIND_STACK_REGISTER); a stack handed to
@@ -50,6 +53,7 @@
  * frame; links are then left as the trampoline set them.
  */
 #include "internal.h"
+#include "layout.h"
 #include <unistd.h>
 
 #if defined(AS_VALGRIND) && AS_VALGRIND
@@ -64,9 +68,8 @@ typedef struct { fcontext_t fctx; void *data; } transfer_t;
 _Static_assert(sizeof(transfer_t) == sizeof(as_transfer), "transfer_t is as_transfer");
 _Static_assert(offsetof(transfer_t, data) == offsetof(as_transfer, data), "layout");
 
-FC_API transfer_t jump_fcontext(fcontext_t const to, void *vp);
 FC_API fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
-FC_API transfer_t ontop_fcontext(fcontext_t const to, void *vp, transfer_t (*fn)(transfer_t));
+/* jump_fcontext, ontop_fcontext: arch/<arch>/fcontext.S */
 
 /* The return-address slot of a switch frame: the trampoline's cookie. */
 #if defined(__x86_64__)
@@ -81,93 +84,97 @@ FC_API transfer_t ontop_fcontext(fcontext_t const to, void *vp, transfer_t (*fn)
 # define FC_RELINK 1
 #endif
 
-/* Per thread:
- *   cur     the top header (src/arch/<arch>/layout.h) of the make_fcontext
- *           stack the thread runs on; NULL on any other stack;
- *   from, cookie   set by the shim of an ontop function (see below) to the
- *           context that jumped and its frame's return address, read
- *           before fn runs: the arriving side links to that rather than
- *           to fn's result, which Boost.Fiber, for one, makes NULL at
- *           every switch.
+/* Per thread (layout.h): cur, the top header of the make_fcontext stack
+ * the thread runs on (NULL on any other stack), and from/cookie, set by an
+ * ontop shim to the context that jumped and its frame's return address
+ * (read before fn runs): the arriving side links to that rather than to
+ * fn's result, which Boost.Fiber, for one, makes NULL at every switch.
  * initial-exec: one %fs- or tpidr_el0-relative access, no __tls_get_addr,
- * in the shared library too. */
+ * in the shared library too; the assembly reads cur the same way. */
 struct fc_thread { uint64_t *cur; uint64_t *from; uint64_t cookie; };
-static __thread struct fc_thread fc_tls __attribute__((tls_model("initial-exec")));
+_Static_assert(offsetof(struct fc_thread, cur) == FC_TLS_CUR, "layout");
+_Static_assert(offsetof(struct fc_thread, from) == FC_TLS_FROM, "layout");
+_Static_assert(offsetof(struct fc_thread, cookie) == FC_TLS_COOKIE, "layout");
+_Static_assert(sizeof(struct fc_thread) == FC_TLS_SIZE, "layout");
+AS_HIDDEN __thread struct fc_thread fc__tls __attribute__((tls_model("initial-exec")));
 
-static inline transfer_t fc_t(as_transfer t) { return (transfer_t){ t.ctx, t.data }; }
+/* ontop_fcontext's packet (layout.h), on the jumping side's stack. */
+struct fc_ontop { transfer_t (*fn)(transfer_t); void *data; };
+_Static_assert(offsetof(struct fc_ontop, fn) == FC_ONTOP_FN, "layout");
+_Static_assert(offsetof(struct fc_ontop, data) == FC_ONTOP_DATA, "layout");
+_Static_assert(sizeof(struct fc_ontop) == FC_ONTOP_SIZE, "layout");
 
-/* Back on stack `mine` (its header, or NULL) after a switch returned t:
- * from now on an unwinder reaches the frames of the context that jumped
- * here through the trampoline at the bottom of `mine`. */
-static inline transfer_t fc_arrive(uint64_t *mine, as_transfer t)
+/* In arch/<arch>/fcontext.S. */
+AS_HIDDEN transfer_t fc__jump(fcontext_t to, void *vp);
+AS_HIDDEN transfer_t fc__arrive(uint64_t *mine, as_ctx from, void *data);
+AS_HIDDEN as_transfer fc__ontop_shim(as_ctx from, const struct fc_ontop *p, uint64_t *to_hdr);
+
+/* Link the stack whose header is `mine` to the frame at `from`: from now
+ * on an unwinder reaches that frame through the trampoline at the bottom
+ * of `mine`.  NULL: the chain ends there. */
+static inline void fc_link(uint64_t *mine, const uint64_t *from, uint64_t cookie)
 {
-    struct fc_thread *th = &fc_tls;
-    uint64_t *from = (uint64_t *)t.ctx, cookie = 0;
-    if (th->from) {
-        from = th->from;
-        cookie = th->cookie;
-        th->from = NULL;
-    } else if (from) {
-        cookie = from[FC_SW_RET / 8];
-    }
-    th->cur = mine;
     if (FC_RELINK && mine) {
         mine[AS_TOP_LINK / 8] = (uintptr_t)from;
-        mine[AS_TOP_COOKIE / 8] = cookie;
+        mine[AS_TOP_COOKIE / 8] = from ? cookie : 0;
     }
-    return fc_t(t);
 }
 
-/* An exception unwinding through a suspended jump (thrown by an ontop
- * function on its stack) lands on the jump's stack: say so. */
-static inline void fc_unwound(uint64_t *const *mine)
+/* Called by jump_fcontext and ontop_fcontext back on stack `mine` (its
+ * header, or NULL) when the switch returned {from, data}. */
+transfer_t fc__arrive(uint64_t *mine, as_ctx from, void *data)
 {
-    fc_tls.cur = *mine;
-    fc_tls.from = NULL;
-}
-#define FC_SAVED_CUR uint64_t *const mine __attribute__((cleanup(fc_unwound))) = fc_tls.cur
-
-transfer_t jump_fcontext(fcontext_t const to, void *vp)
-{
-    FC_SAVED_CUR;
-    return fc_arrive(mine, as_switch((as_ctx)to, vp));
+    struct fc_thread *th = &fc__tls;
+    th->cur = mine;
+    if (th->from) {                         /* an ontop function ran first */
+        fc_link(mine, th->from, th->cookie);
+        th->from = NULL;
+    } else {
+        const uint64_t *f = (const uint64_t *)from;
+        fc_link(mine, f, f ? f[FC_SW_RET / 8] : 0);
+    }
+    return (transfer_t){ from, data };
 }
 
 /*
- * ontop_fcontext's fn and data, on the jumping side's stack, read by the
- * shim before fn runs.  fn may free the jumping side's stack: Boost's
- * fiber_exit and callcc's context_exit do, from a context that is
- * finishing.  Those pass as data the fiber's record, which Boost places
- * at the top of the finishing stack, above the sp it gave make_fcontext;
- * an ontop from such a place (data within FC_RECORD_ROOM above the
- * jumping stack's top) therefore leaves no link behind: the arriving side
- * is not linked to a frame about to vanish.  Any other ontop links the
- * arriving side to the jumper, as a jump does.
+ * An ontop function, run by as_switch_ontop on to's stack through
+ * fc__ontop_entry, which hands over to's header from its suspended jump.
+ *
+ * fn may free the jumping side's stack: Boost's fiber_exit and callcc's
+ * context_exit do, from a context that is finishing.  Those pass as data
+ * the fiber's record, which Boost places at the top of the finishing
+ * stack, above the sp it gave make_fcontext; an ontop with data within
+ * FC_RECORD_ROOM above the jumping stack's top therefore leaves no link
+ * behind (the arriving side is not linked to a frame about to vanish).
+ * Any other ontop links the arriving side to the jumper, as a jump does.
+ *
+ * If fn throws, the exception unwinds into to's suspended jump, whose
+ * return path never runs: the cleanup does its bookkeeping instead.
  */
 #define FC_RECORD_ROOM 65536
-struct fc_ontop { transfer_t (*fn)(transfer_t); void *data; int finishing; };
 
-static as_transfer fc_ontop_shim(as_transfer t)
+struct fc_guard { uint64_t *to_hdr; int armed; };
+static void fc_thrown(struct fc_guard *g)
 {
-    const struct fc_ontop *p = t.data;
-    transfer_t (*fn)(transfer_t) = p->fn;
-    uint64_t *from = (uint64_t *)t.ctx;
-    if (FC_RELINK && from && !p->finishing) {
-        fc_tls.from = from;
-        fc_tls.cookie = from[FC_SW_RET / 8];
-    }
-    transfer_t r = fn((transfer_t){ t.ctx, p->data });
-    return (as_transfer){ (as_ctx)r.fctx, r.data };
+    if (g->armed)
+        fc__arrive(g->to_hdr, NULL, NULL);
 }
 
-transfer_t ontop_fcontext(fcontext_t const to, void *vp, transfer_t (*fn)(transfer_t))
+as_transfer fc__ontop_shim(as_ctx from, const struct fc_ontop *p, uint64_t *to_hdr)
 {
-    FC_SAVED_CUR;
-    uintptr_t top = (uintptr_t)mine + AS_TOP_SIZE;
-    struct fc_ontop p = {
-        fn, vp, mine && (uintptr_t)vp >= top && (uintptr_t)vp - top < FC_RECORD_ROOM,
-    };
-    return fc_arrive(mine, as_switch_ontop((as_ctx)to, &p, fc_ontop_shim));
+    transfer_t (*fn)(transfer_t) = p->fn;
+    void *data = p->data;
+    struct fc_thread *th = &fc__tls;
+    uintptr_t top = (uintptr_t)th->cur + AS_TOP_SIZE;   /* the jumper's stack */
+    int finishing = th->cur && (uintptr_t)data >= top && (uintptr_t)data - top < FC_RECORD_ROOM;
+    if (FC_RELINK && from && !finishing) {
+        th->from = (uint64_t *)from;
+        th->cookie = ((const uint64_t *)from)[FC_SW_RET / 8];
+    }
+    struct fc_guard g __attribute__((cleanup(fc_thrown))) = { FC_RELINK ? to_hdr : NULL, 1 };
+    transfer_t r = fn((transfer_t){ from, data });
+    g.armed = 0;
+    return (as_transfer){ (as_ctx)r.fctx, r.data };
 }
 
 /* What make_fcontext hands a fresh context in its first switch. */
@@ -180,10 +187,10 @@ static as_transfer fc_entry(as_transfer t)
 {
     const struct fc_start *st = t.data;     /* on make_fcontext's stack */
     void (*fn)(transfer_t) = st->fn;
-    uint64_t *hdr = st->hdr;
-    /* Back to make_fcontext, which returns our context; the first
-     * jump_fcontext to it resumes us here. */
-    transfer_t first = fc_arrive(hdr, as_switch(t.ctx, NULL));
+    /* On our own stack from here: back to make_fcontext, which returns
+     * our context; the first jump to it resumes us here, linked. */
+    fc__tls.cur = st->hdr;
+    transfer_t first = fc__jump(t.ctx, NULL);
     fn(first);
     _exit(0);                               /* what Boost does */
 }
@@ -240,8 +247,8 @@ fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t))
         .fn = fn,
         .hdr = FC_RELINK && (uintptr_t)ctx + AS_SW_SIZE == (uintptr_t)hdr ? hdr : NULL,
     };
-    uint64_t *mine = fc_tls.cur;
+    uint64_t *mine = fc__tls.cur;
     as_transfer t = as_switch(ctx, &st);
-    fc_tls.cur = mine;
+    fc__tls.cur = mine;                     /* fc_entry set its own */
     return t.ctx;
 }

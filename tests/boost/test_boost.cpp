@@ -331,6 +331,17 @@ static bool has(const std::vector<std::string> &v, const char *s)
     return false;
 }
 
+// Under AddressSanitizer an as_ctx is ASan's annotation record, not a
+// frame, and libaltstack-fcontext leaves each stack's link as the
+// trampoline set it (to make_fcontext's own first switch): backtraces end
+// at the fiber.  The unwinding tests say so instead of failing.
+#if defined(__SANITIZE_ADDRESS__)
+# define SKIP_UNDER_ASAN() cr_skip_test("under ASan libaltstack-fcontext does not re-link stacks " \
+                                        "(src/fcontext/fcontext.c)")
+#else
+# define SKIP_UNDER_ASAN() ((void)0)
+#endif
+
 static void dump(const std::vector<std::string> &v)
 {
     for (size_t i = 0; i < v.size(); i++)
@@ -344,6 +355,7 @@ extern "C" NOINLINE void fc_second_resumer(ctx::fiber &f) { f = std::move(f).res
 
 Test(unwind, backtrace_in_fiber_reaches_resumer)
 {
+    SKIP_UNDER_ASAN();
     ctx::fiber f{STK, [](ctx::fiber &&m) {
         g_bt1 = backtrace_names();
         m = std::move(m).resume();
@@ -360,6 +372,38 @@ Test(unwind, backtrace_in_fiber_reaches_resumer)
     cr_expect(!has(g_bt2, "fc_first_resumer"));
 }
 
+// An exception thrown by an ontop function unwinds into the fiber past its
+// suspended jump: the library must still know which stack runs, or the
+// fiber's next resume would link the wrong stack.
+static std::vector<std::string> g_bt4;
+extern "C" NOINLINE void fc_after_throw_resumer(ctx::fiber &f) { f = std::move(f).resume(); }
+
+Test(unwind, backtrace_after_an_exception_across_reaches_resumer)
+{
+    SKIP_UNDER_ASAN();
+    ctx::fiber keep;
+    ctx::fiber f{STK, [&](ctx::fiber &&m) {
+        try {
+            m = std::move(m).resume();
+        } catch (const thrown &) {
+        }
+        m = std::move(keep).resume();    // back to the test, which was `keep`
+        g_bt4 = backtrace_names();
+        return std::move(m);
+    }};
+    f = std::move(f).resume();
+    f = std::move(f).resume_with([&](ctx::fiber &&m) -> ctx::fiber {
+        keep = std::move(m);
+        throw thrown(3);
+    });
+    cr_assert(f);
+    fc_after_throw_resumer(f);
+    dump(g_bt4);
+    cr_expect(has(g_bt4, "fc_after_throw_resumer"),
+              "after an exception across, the backtrace does not reach the resumer");
+    cr_expect(!f);
+}
+
 #if !FC_HEADER_ONLY
 // Boost.Fiber: a fiber's backtrace goes through the scheduler into the
 // code that made the scheduler run (here: join()).
@@ -372,6 +416,7 @@ extern "C" NOINLINE void fc_joiner(boost::fibers::fiber &f)
 
 Test(unwind, backtrace_in_boost_fiber_reaches_joiner)
 {
+    SKIP_UNDER_ASAN();
     boost::fibers::fiber f([] { g_bt3 = backtrace_names(); });
     fc_joiner(f);
     dump(g_bt3);
