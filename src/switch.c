@@ -1,27 +1,146 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * src/switch.c - building fresh contexts.  The switch itself is assembly:
+ * src/switch.c - building fresh contexts, and binding the exact-mode
+ * strategy of the switch (x86_64).  The switch itself is assembly:
  * src/arch/<arch>/switch.S; the layouts are in src/arch/<arch>/layout.h.
  */
 #include "internal.h"
 #include "arch/frame.h"
 
-#if defined(AS_ASAN) && AS_ASAN
-/* Under AddressSanitizer src/hosted/asan.c provides as_ctx_make around this. */
-AS_HIDDEN as_ctx as__raw_ctx_make(const as_stack *s, as_entry fn);
-# define as_ctx_make as__raw_ctx_make
-#endif
-
-as_ctx as_ctx_make(const as_stack *s, as_entry fn)
+/* A fresh context whose stack ends at top (16-byte aligned, with room). */
+as_ctx as__ctx_build(uintptr_t top, as_entry fn)
 {
-    if (!s || !fn || !s->hi || !s->lo)
-        return NULL;
-    uintptr_t top = as__align_down((uintptr_t)s->hi, 16);
-    if (top < (uintptr_t)s->lo || top - (uintptr_t)s->lo < AS_STACK_MIN)
-        return NULL;
     uint64_t *hdr = (uint64_t *)(top - AS_TOP_SIZE);
     as__top_init(hdr);          /* link, cookie and the end-of-chain frame */
     struct as_sw_frame *f = (struct as_sw_frame *)((uintptr_t)hdr - AS_SW_SIZE);
     as__frame_init(f, fn);
     return (as_ctx)f;
 }
+
+/* Under AddressSanitizer src/hosted/asan.c provides as_ctx_make around
+ * as__ctx_build instead. */
+#if !(defined(AS_ASAN) && AS_ASAN)
+as_ctx as_ctx_make(const as_stack *s, as_entry fn)
+{
+    uintptr_t top = as__stack_top(s);
+    if (!fn || !top)
+        return NULL;
+    return as__ctx_build(top, fn);
+}
+#endif
+
+/*
+ * Binding the exact-mode strategy (x86_64; see src/arch/x86_64/switch.S).
+ * Each site as assembled is the compare strategy; the reload strategy is
+ * the bytes as__fp_reload .. as__fp_reload_end, copied over the site and
+ * padded with NOPs.  The compare bytes are kept on the first patch, so the
+ * binding can go back.  as__text_write makes the text writable (hosted:
+ * mprotect, src/hosted/text.c) or is a plain copy (freestanding: the
+ * kernel calls as_switch_init while its text is still writable).
+ */
+#if AS_ARCH_X86_64
+AS_HIDDEN extern unsigned char *const as__fp_sites[][2];
+AS_HIDDEN extern const unsigned char as__fp_reload[], as__fp_reload_end[];
+
+#define AS_FP_SITE_MAX 48
+#define AS_FP_NSITES   2
+static unsigned char fp_compare[AS_FP_NSITES][AS_FP_SITE_MAX];
+static int fp_bound = AS_FP_COMPARE;
+
+/* The recommended long NOPs (Intel SDM, NOP), 1 to 8 bytes: few enough
+ * instructions that the padding costs a decode slot or two. */
+static void nop_fill(unsigned char *p, size_t n)
+{
+    static const unsigned char nops[8][8] = {
+        { 0x90 },
+        { 0x66, 0x90 },
+        { 0x0f, 0x1f, 0x00 },
+        { 0x0f, 0x1f, 0x40, 0x00 },
+        { 0x0f, 0x1f, 0x44, 0x00, 0x00 },
+        { 0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00 },
+        { 0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00 },
+        { 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00 },
+    };
+    while (n) {
+        size_t k = n < 8 ? n : 8;
+        for (size_t i = 0; i < k; i++)
+            p[i] = nops[k - 1][i];
+        p += k;
+        n -= k;
+    }
+}
+
+static int cpu_is_amd(void)
+{
+    uint32_t a = 0, b, c, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+    /* "AuthenticAMD", "HygonGenuine" (Zen): ebx "Auth" / "Hygo" */
+    return b == 0x68747541u || b == 0x6f677948u;
+}
+
+int as_switch_set_fp_strategy(int strategy)
+{
+    if (strategy == AS_FP_AUTO)
+        strategy = cpu_is_amd() ? AS_FP_RELOAD : AS_FP_COMPARE;
+    if (strategy != AS_FP_COMPARE && strategy != AS_FP_RELOAD)
+        return -AS_EINVAL;
+    if (strategy == fp_bound)
+        return 0;
+    size_t alt = (size_t)(as__fp_reload_end - as__fp_reload);
+    for (int i = 0; i < AS_FP_NSITES; i++) {
+        unsigned char *site = as__fp_sites[i][0];
+        size_t len = (size_t)(as__fp_sites[i][1] - site);
+        if (len > AS_FP_SITE_MAX || len < alt)
+            return -AS_ENOTSUP;                 /* cannot happen: switch.S */
+        unsigned char code[AS_FP_SITE_MAX];
+        if (strategy == AS_FP_RELOAD) {
+            for (size_t k = 0; k < len; k++)
+                fp_compare[i][k] = site[k];
+            for (size_t k = 0; k < alt; k++)
+                code[k] = as__fp_reload[k];
+            nop_fill(code + alt, len - alt);
+        } else {
+            for (size_t k = 0; k < len; k++)
+                code[k] = fp_compare[i][k];
+        }
+        int r = as__text_write(site, code, len);
+        if (r != 0) {
+            /* Put back the sites already written: all or nothing. */
+            for (int j = 0; j < i && strategy == AS_FP_RELOAD; j++)
+                as__text_write(as__fp_sites[j][0], fp_compare[j],
+                               (size_t)(as__fp_sites[j][1] - as__fp_sites[j][0]));
+            return r;
+        }
+    }
+    fp_bound = strategy;
+    return 0;
+}
+#else
+int as_switch_set_fp_strategy(int strategy)
+{
+    /* aarch64: one strategy (write FPCR only when it differs). */
+    return strategy == AS_FP_AUTO || strategy == AS_FP_COMPARE ? 0 : -AS_EINVAL;
+}
+static const int fp_bound = AS_FP_COMPARE;
+#endif
+
+int as_switch_fp_strategy(void)
+{
+    return fp_bound;
+}
+
+int as_switch_init(void)
+{
+    return as_switch_set_fp_strategy(AS_FP_AUTO);
+}
+
+#if AS_FREESTANDING
+int as__text_write(void *dst, const void *src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    for (size_t i = 0; i < n; i++)
+        d[i] = s[i];
+    return 0;
+}
+#endif

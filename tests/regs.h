@@ -74,6 +74,17 @@ static inline void test_regs_random(uint64_t *v, uint64_t seed)
 #endif
 }
 
+/* Whether register i is an FP control register (which fast mode leaves
+ * to the thread). */
+static inline int test_regs_fp(int i)
+{
+#if defined(__x86_64__)
+    return i == 6 || i == 7;
+#else
+    return i == 19;
+#endif
+}
+
 /* The bits of each register that the switch must preserve. */
 static inline uint64_t test_regs_mask(int i)
 {

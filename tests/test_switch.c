@@ -2,6 +2,7 @@
 /* tests/test_switch.c - as_ctx_make, as_switch, as_call_on. */
 #include <criterion/criterion.h>
 #include <altstack.h>
+#include <errno.h>
 #include <fenv.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -90,7 +91,7 @@ Test(switch, entry_runs_on_its_stack)
 
 /* 2000 round trips with random register values on both sides; round r
  * goes through sw(r) (NULL: as_switch via the plain probe). */
-struct fidelity_way { test_switch_fn sw; void *arg; };
+struct fidelity_way { test_switch_fn sw; void *arg; int fast; };
 typedef struct fidelity_way (*fidelity_pick)(uint64_t round);
 
 static void check_fidelity(fidelity_pick pick)
@@ -102,11 +103,16 @@ static void check_fidelity(fidelity_pick pick)
     for (uint64_t round = 1; round <= 2000; round++) {
         f.seed = round * 0x1234567u;
         test_regs_random(in, f.seed);
-        struct fidelity_way w = pick ? pick(round) : (struct fidelity_way){ NULL, NULL };
+        struct fidelity_way w = pick ? pick(round) : (struct fidelity_way){ NULL, NULL, 0 };
         t = w.sw ? test_switch_regs_via(t.ctx, &f, w.arg, in, out, w.sw)
                  : test_switch_regs(t.ctx, &f, in, out);
+        /* Fast: our frame kept no FP control, so we come back with the
+         * peer's, which it loaded from ~seed and switched with exactly. */
+        uint64_t peer[TEST_NREGS];
+        test_regs_random(peer, ~f.seed);
         for (int i = 0; i < TEST_NREGS; i++)
-            cr_assert_eq(in[i] & test_regs_mask(i), out[i] & test_regs_mask(i),
+            cr_assert_eq((w.fast && test_regs_fp(i) ? peer[i] : in[i]) & test_regs_mask(i),
+                         out[i] & test_regs_mask(i),
                          "round %lu: register %d was %#lx, came back %#lx",
                          (unsigned long)round, i, (unsigned long)in[i], (unsigned long)out[i]);
     }
@@ -133,7 +139,7 @@ static as_transfer rounding_peer(as_transfer t)
     return (as_transfer){ t.ctx, (void *)(intptr_t)fegetround() };
 }
 
-Test(switch, rounding_mode_is_per_context)
+static void check_rounding_per_context(void)
 {
     as_stack s = new_stack(64 << 10);
     fesetround(FE_TOWARDZERO);
@@ -150,6 +156,176 @@ Test(switch, rounding_mode_is_per_context)
     cr_assert_eq(fegetround(), FE_DOWNWARD);
     fesetround(FE_TONEAREST);
     as_stack_free(&s);
+}
+
+Test(switch, rounding_mode_is_per_context)
+{
+    check_rounding_per_context();
+}
+
+/* ---- exact mode: both strategies on this CPU ---- */
+
+static int cpu_wants_reload(void)
+{
+#if defined(__x86_64__)
+    uint32_t a = 0, b, c, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+    return b == 0x68747541u || b == 0x6f677948u;        /* AMD, Hygon */
+#else
+    return 0;
+#endif
+}
+
+Test(switch, exact_strategy_is_bound_for_this_cpu)
+{
+    int want = cpu_wants_reload() ? AS_FP_RELOAD : AS_FP_COMPARE;
+    cr_assert_eq(as_switch_fp_strategy(), want, "bound at start-up");
+    cr_assert_eq(as_switch_set_fp_strategy(7), -EINVAL);
+    cr_assert_eq(as_switch_set_fp_strategy(-1), -EINVAL);
+    cr_assert_eq(as_switch_fp_strategy(), want, "a bad argument changes nothing");
+    cr_assert_eq(as_switch_init(), 0);
+    cr_assert_eq(as_switch_fp_strategy(), want);
+#if defined(__x86_64__)
+    cr_assert_eq(as_switch_set_fp_strategy(AS_FP_COMPARE), 0);
+    cr_assert_eq(as_switch_fp_strategy(), AS_FP_COMPARE);
+    cr_assert_eq(as_switch_set_fp_strategy(AS_FP_RELOAD), 0);
+    cr_assert_eq(as_switch_fp_strategy(), AS_FP_RELOAD);
+#else
+    cr_assert_eq(as_switch_set_fp_strategy(AS_FP_RELOAD), -EINVAL);
+#endif
+}
+
+static void check_rounding_per_context(void);
+static struct fidelity_way ontop_2_of_3(uint64_t round);
+
+/* Every exact-mode check, once per strategy this architecture has. */
+Test(switch, exact_mode_fidelity_in_every_strategy)
+{
+    static const int strategies[] = { AS_FP_COMPARE, AS_FP_RELOAD };
+    int n = 0;
+    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++) {
+        if (as_switch_set_fp_strategy(strategies[i]) != 0)
+            continue;                           /* aarch64: compare only */
+        n++;
+        cr_log_info("strategy %d", strategies[i]);
+        check_fidelity(NULL);
+        check_fidelity(ontop_2_of_3);
+        check_rounding_per_context();
+    }
+    cr_assert_geq(n, 1);
+#if defined(__x86_64__)
+    cr_assert_eq(n, 2, "x86_64 has both strategies");
+#endif
+}
+
+/* ---- fast mode: FP control belongs to the thread ---- */
+
+static as_transfer fast_rounding_peer(as_transfer t)
+{
+    volatile int *seen = t.data;
+    seen[0] = fegetround();                 /* what it starts with */
+    fesetround(FE_UPWARD);
+    t = as_switch_fast(t.ctx, NULL);        /* leaves the mode to the thread */
+    seen[1] = fegetround();                 /* the thread's, set by main */
+    return (as_transfer){ t.ctx, NULL };
+}
+
+Test(switch, fast_mode_fp_control_is_the_threads)
+{
+    as_stack s = new_stack(64 << 10);
+    volatile int seen[2] = { -1, -1 };
+    fesetround(FE_TOWARDZERO);
+    as_transfer t = as_switch_fast(as_ctx_make(&s, fast_rounding_peer), (void *)seen);
+    cr_assert_eq(seen[0], FE_TONEAREST, "a fresh context starts with the defaults");
+    cr_assert_eq(fegetround(), FE_UPWARD, "the peer's mode is now the thread's");
+    fesetround(FE_DOWNWARD);
+    t = as_switch_fast(t.ctx, NULL);
+    cr_assert_null(t.ctx);
+    cr_assert_eq(seen[1], FE_DOWNWARD, "the peer resumed under the thread's mode");
+    cr_assert_eq(fegetround(), FE_DOWNWARD, "a fast frame restores nothing");
+    fesetround(FE_TONEAREST);
+    as_stack_free(&s);
+}
+
+/* A frame restores FP control iff it recorded it, whatever the resumer's
+ * mode: exact frames resumed fast, fast frames resumed exactly. */
+static as_transfer mixed_peer(as_transfer t)
+{
+    volatile int *seen = t.data;
+    fesetround(FE_UPWARD);
+    t = as_switch(t.ctx, NULL);             /* exact: records UPWARD */
+    seen[0] = fegetround();                 /* resumed by a fast switch */
+    t = as_switch(t.ctx, NULL);
+    seen[1] = fegetround();                 /* resumed by as_switch_ontop_fast */
+    fesetround(FE_DOWNWARD);
+    t = as_switch_fast(t.ctx, NULL);        /* fast: records nothing */
+    seen[2] = fegetround();                 /* resumed exactly: main's mode */
+    return (as_transfer){ t.ctx, NULL };
+}
+
+static int g_mixed_fn_mode;
+static as_transfer mixed_ontop(as_transfer t)
+{
+    g_mixed_fn_mode = fegetround();
+    return t;
+}
+
+Test(switch, modes_mix_safely)
+{
+    as_stack s = new_stack(64 << 10);
+    volatile int seen[3] = { -1, -1, -1 };
+    fesetround(FE_TOWARDZERO);
+    as_transfer t = as_switch(as_ctx_make(&s, mixed_peer), (void *)seen);
+    cr_assert_eq(fegetround(), FE_TOWARDZERO, "main's exact frame restored its own");
+    t = as_switch_fast(t.ctx, NULL);        /* main: fast frame */
+    cr_assert_eq(seen[0], FE_UPWARD, "an exact frame resumed fast gets its own mode");
+    cr_assert_eq(fegetround(), FE_UPWARD, "main's fast frame took the thread's");
+    fesetround(FE_TOWARDZERO);
+    t = as_switch_ontop_fast(t.ctx, NULL, mixed_ontop);
+    cr_assert_eq(g_mixed_fn_mode, FE_UPWARD, "fn runs under the exact target's mode");
+    cr_assert_eq(seen[1], FE_UPWARD);
+    cr_assert_eq(fegetround(), FE_DOWNWARD, "the peer's fast switch left DOWNWARD");
+    fesetround(FE_TONEAREST);
+    t = as_switch(t.ctx, NULL);             /* main exact, peer's frame fast */
+    cr_assert_null(t.ctx);
+    cr_assert_eq(seen[2], FE_TONEAREST, "a fast frame resumed exactly gets the thread's");
+    cr_assert_eq(fegetround(), FE_TONEAREST);
+    as_stack_free(&s);
+}
+
+/* Callee-saved GPRs (and d8-d15) through fast switches both ways; the FP
+ * control registers main gets back are the peer's, which switched exactly
+ * (so main's fast frame takes the thread's state). */
+static as_transfer ot_identity(as_transfer t);
+
+static struct fidelity_way fast_every(uint64_t round)
+{
+    if (round % 2)
+        return (struct fidelity_way){ (test_switch_fn)(void (*)(void))as_switch_fast, NULL, 1 };
+    return (struct fidelity_way){ (test_switch_fn)(void (*)(void))as_switch_ontop_fast,
+                                  (void *)ot_identity, 1 };
+}
+
+Test(switch, fast_mode_keeps_callee_saved_registers)
+{
+    check_fidelity(fast_every);
+}
+
+/* Fast mode alternating with exact mode, under each exact strategy. */
+static struct fidelity_way fast_or_exact(uint64_t round)
+{
+    return round % 3 ? fast_every(round) : (struct fidelity_way){ NULL, NULL, 0 };
+}
+
+Test(switch, fast_and_exact_mixed_keep_registers)
+{
+    check_fidelity(fast_or_exact);
+    if (as_switch_set_fp_strategy(AS_FP_COMPARE) == 0)
+        check_fidelity(fast_or_exact);
+#if defined(__x86_64__)
+    cr_assert_eq(as_switch_set_fp_strategy(AS_FP_RELOAD), 0);
+    check_fidelity(fast_or_exact);
+#endif
 }
 
 /* ---- 10,000 live contexts resumed in random order ---- */
@@ -422,9 +598,9 @@ static as_transfer ot_identity(as_transfer t) { return t; }
 static struct fidelity_way ontop_2_of_3(uint64_t round)
 {
     if (round % 3 == 0)
-        return (struct fidelity_way){ NULL, NULL };
+        return (struct fidelity_way){ NULL, NULL, 0 };
     return (struct fidelity_way){ (test_switch_fn)(void (*)(void))as_switch_ontop,
-                                  (void *)ot_identity };
+                                  (void *)ot_identity, 0 };
 }
 
 Test(switch, ontop_keeps_callee_saved_registers)
@@ -449,4 +625,40 @@ Test(switch, bad_arguments)
     cr_assert_null(as_call_on(NULL, ident, (void *)1));
     cr_assert_null(as_call_on(&s, NULL, (void *)1));
     as_stack_free(&s);
+}
+
+/* as_call_on refuses exactly the stacks as_ctx_make refuses, without
+ * calling fn (and so without writing anywhere near them). */
+static int g_called;
+static void *mark_called(void *p) { g_called++; return p; }
+
+Test(switch, call_on_rejects_what_ctx_make_rejects)
+{
+    static _Alignas(16) char mem[4096];
+    char *lo = mem, *hi = mem + sizeof mem;
+    const struct { const char *what; as_stack s; } bad[] = {
+        { "zeroed", { NULL, NULL, NULL, 0 } },
+        { "lo NULL", { NULL, hi, NULL, 0 } },
+        { "hi NULL", { lo, NULL, NULL, 0 } },
+        { "hi < lo", { hi, lo, NULL, 0 } },
+        { "64 bytes", { hi - 64, hi, NULL, 0 } },
+        { "AS_STACK_MIN - 1 bytes", { hi - AS_STACK_MIN + 1, hi, NULL, 0 } },
+        { "AS_STACK_MIN after aligning hi down", { hi - AS_STACK_MIN - 8, hi - 8 - 1, NULL, 0 } },
+        { "hi just above NULL", { lo, (void *)(uintptr_t)AS_STACK_MIN - 1, NULL, 0 } },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        g_called = 0;
+        memset(mem, 0x5a, sizeof mem);
+        cr_assert_null(as_call_on(&bad[i].s, mark_called, (void *)1), "%s", bad[i].what);
+        cr_assert_eq(g_called, 0, "%s: fn was called", bad[i].what);
+        cr_assert_null(as_ctx_make(&bad[i].s, never_runs), "%s: as_ctx_make agrees", bad[i].what);
+        for (size_t k = 0; k < sizeof mem; k++)
+            cr_assert_eq(mem[k], 0x5a, "%s: byte %zu written", bad[i].what, k);
+    }
+    /* The smallest stack both accept: AS_STACK_MIN bytes up to an aligned top. */
+    as_stack ok = { hi - AS_STACK_MIN, hi, NULL, 0 };
+    g_called = 0;
+    cr_assert_eq(as_call_on(&ok, mark_called, (void *)7), (void *)7);
+    cr_assert_eq(g_called, 1);
+    cr_assert_not_null(as_ctx_make(&ok, never_runs));
 }

@@ -33,8 +33,40 @@
  * What a switch preserves is exactly what the ABI says survives a call:
  *   x86_64   rbx rbp r12-r15 rsp, the MXCSR control bits, the x87 control word
  *   aarch64  x19-x29 lr sp d8-d15, FPCR
- * Floating-point control state is per context: a context that changes the
- * rounding mode keeps it, and the one it switches to keeps its own.
+ * (in fast mode, below, minus the FP control registers).
+ *
+ * Two modes, chosen per call, which mix safely:
+ *
+ *   exact  (as_switch, as_switch_ontop): FP control state (MXCSR + x87
+ *          control word; FPCR) belongs to the context.  The suspending
+ *          side's frame records it; resuming that frame restores it.
+ *   fast   (as_switch_fast, as_switch_ontop_fast): FP control state
+ *          belongs to the thread, as in libco, minicoro or corosensei.  The
+ *          suspending side's frame records none (so this switch reads and
+ *          writes no FP control register), and resuming it leaves the
+ *          thread's FP control as it is.
+ *
+ * Whichever mode the resumer uses, a frame is restored exactly as it was
+ * suspended: a frame that recorded FP control gets it back, one that did
+ * not gets the thread's current state.  A fresh context (as_ctx_make)
+ * counts as having recorded the defaults (x86_64 MXCSR 0x1f80, FCW 0x37f;
+ * aarch64 FPCR 0: round to nearest, no traps), in both modes.
+ *
+ * What a context that changes its rounding mode (fesetround) sees:
+ *   - it suspends with as_switch: when resumed, it has its own mode again,
+ *     whatever ran meanwhile; whoever it switched to has its own mode (or,
+ *     if that frame was suspended fast, the mode this context had set);
+ *   - it suspends with as_switch_fast: when resumed, it has the thread's
+ *     mode at that moment: the last one anybody set (or an exact frame
+ *     restored) since; and whoever it switched to runs under its mode,
+ *     unless that one's frame was suspended exactly.
+ * So one thread whose contexts all switch fast shares one FP environment,
+ * like plain functions do; a context that wants its own switches exactly.
+ *
+ * x86_64: how an exact switch restores FP control is chosen once for the
+ * CPU (as_switch_init): compare-and-reload-if-different where ldmxcsr is
+ * slow (Intel), unconditional reload where reading MXCSR back is (AMD).
+ * Either way the result is the same; only the cost differs.
  *
  * Unwinding.  The assembly carries CFI valid at every instruction, so
  * debuggers and unwinders (libunwind, gdb, perf) see through switches:
@@ -93,6 +125,15 @@ AS_API as_ctx as_ctx_make(const as_stack *s, as_entry fn);
 AS_API as_transfer as_switch(as_ctx to, void *data);
 
 /*
+ * as_switch_fast - as_switch in fast mode: the caller's frame records no
+ * FP control state, and the thread's FP control stays as it is unless
+ * `to` recorded its own (see "Two modes" above).  Everything else,
+ * including "undefined" for a dead or NULL `to`, is as for as_switch.
+ * Mode: both.  Async-signal-safe as far as the switch itself goes.
+ */
+AS_API as_transfer as_switch_fast(as_ctx to, void *data);
+
+/*
  * as_switch_ontop - resume `to`, but first run fn on to's stack.
  *
  * Suspends the caller exactly as as_switch does, switches to to's stack,
@@ -122,10 +163,57 @@ AS_API as_transfer as_switch(as_ctx to, void *data);
 AS_API as_transfer as_switch_ontop(as_ctx to, void *data, as_transfer (*fn)(as_transfer t));
 
 /*
+ * as_switch_ontop_fast - as_switch_ontop in fast mode: the caller's frame
+ * records no FP control; fn and `to` run under the thread's FP control
+ * unless `to`'s frame recorded its own, which is then restored before fn.
+ * Mode: both.  Async-signal-safe as far as the switch itself goes.
+ */
+AS_API as_transfer as_switch_ontop_fast(as_ctx to, void *data, as_transfer (*fn)(as_transfer t));
+
+/*
+ * Exact-mode strategy (x86_64; aarch64 has one).
+ *
+ *   AS_FP_COMPARE  reload MXCSR / the x87 control word only when the
+ *                  target's differ from the live ones (Intel: ldmxcsr is
+ *                  the slow part);
+ *   AS_FP_RELOAD   reload both unconditionally (AMD: reading back the
+ *                  just-stored MXCSR for the comparison is the slow part);
+ *   AS_FP_AUTO     whichever suits this CPU (CPUID vendor: AMD and Hygon
+ *                  get RELOAD, everything else COMPARE).
+ *
+ * The strategy is bound by rewriting a few bytes of the switch's code (no
+ * indirect call or extra branch on the hot path).  Hosted builds bind
+ * AS_FP_AUTO in a constructor, before main; where the system forbids
+ * writable code the switch keeps AS_FP_COMPARE, which is always correct.
+ * Freestanding builds start with AS_FP_COMPARE: the kernel calls
+ * as_switch_init() once at boot, before other CPUs run and while the
+ * library's text is still writable (or not at all).
+ *
+ * as_switch_init: bind AS_FP_AUTO.  0, or as below.
+ * as_switch_set_fp_strategy: rebind (tests, benchmarks).  0, -EINVAL for
+ *   an unknown strategy (aarch64: anything but AUTO or COMPARE), or
+ *   -errno if the code could not be made writable (hosted: mprotect),
+ *   the binding then unchanged.  No other thread may be inside a switch
+ *   meanwhile: the code is being rewritten.  Not async-signal-safe.
+ * as_switch_fp_strategy: the strategy bound now (AS_FP_COMPARE or
+ *   AS_FP_RELOAD).  Async-signal-safe.
+ * Mode: both.
+ */
+#define AS_FP_AUTO    0
+#define AS_FP_COMPARE 1
+#define AS_FP_RELOAD  2
+AS_API int as_switch_init(void);
+AS_API int as_switch_set_fp_strategy(int strategy);
+AS_API int as_switch_fp_strategy(void);
+
+/*
  * as_call_on - call fn(arg) on stack s and return its result, back on the
  * caller's stack.  Calls nest: fn may call as_call_on with another stack.
  * Running fn on a stack something else is already using is undefined.
- * If s or fn is NULL, fn is not called and NULL is returned.
+ * Errors: returns NULL without calling fn if s or fn is NULL, s->lo or
+ * s->hi is NULL, s->hi < s->lo, or fewer than AS_STACK_MIN bytes lie
+ * between s->lo and s->hi aligned down to 16 (the stacks as_ctx_make
+ * rejects).  A NULL result is otherwise fn's own.
  * Mode: both.  Async-signal-safe (a signal handler may use it to run on a
  * stack of its own).
  */

@@ -12,7 +12,11 @@
  *                         on aarch64) and a non-executable stack marker.
  *                         Every .S file ends with it.
  *
- * x86_64 declares IBT but not SHSTK: a context switch moves the return
+ * x86_64 declares IBT, and it is true: every indirect jump in the .S
+ * files lands on a return site or a resumed PC and carries `notrack`;
+ * indirect calls go through caller-supplied function pointers, landing on
+ * the callee's endbr64 (tests/check_ibt.py disassembles the built library
+ * and checks this).  It does not declare SHSTK: a context switch moves the return
  * address stack, which a CET shadow stack would reject without a shadow
  * stack per context.  Binaries linking the library therefore stay out of
  * shadow-stack mode.

@@ -16,8 +16,8 @@
  *
  * The first call needs the target's bounds, which a bare as_ctx (a saved
  * stack pointer) does not have.  So with AS_ASAN the assembly entry points
- * are as__raw_switch / as__raw_call_on / as__raw_ctx_make (src/arch/asm.h's
- * AS_SYM, src/switch.c) and the public ones below wrap them; an as_ctx is
+ * are as__raw_switch / as__raw_call_on ... (src/arch/asm.h's AS_SYM) and
+ * as__ctx_build (src/switch.c) and the public ones below wrap them; an as_ctx is
  * then a pointer to a record on the suspended side's stack:
  *
  *     struct as_asan_rec    raw     the raw context (saved stack pointer)
@@ -77,8 +77,9 @@
 
 AS_HIDDEN as_transfer as__raw_switch(as_ctx to, void *data);
 AS_HIDDEN as_transfer as__raw_switch_ontop(as_ctx to, void *data, as_entry fn);
+AS_HIDDEN as_transfer as__raw_switch_fast(as_ctx to, void *data);
+AS_HIDDEN as_transfer as__raw_switch_ontop_fast(as_ctx to, void *data, as_entry fn);
 AS_HIDDEN void *as__raw_call_on(const as_stack *s, void *(*fn)(void *), void *arg);
-AS_HIDDEN as_ctx as__raw_ctx_make(const as_stack *s, as_entry fn);
 
 #define AS_NO_ASAN __attribute__((no_sanitize_address))
 
@@ -130,14 +131,28 @@ static as_transfer arrive(struct as_asan_rec *me, as_transfer raw)
     return finish(me, raw);
 }
 
+/* as_switch and as_switch_fast: the same bracketing around either. */
 AS_NO_ASAN
-as_transfer as_switch(as_ctx to, void *data)
+static inline __attribute__((always_inline)) as_transfer
+wrap_switch(as_ctx to, void *data, as_transfer (*raw_switch)(as_ctx, void *))
 {
     struct as_asan_rec *target = (struct as_asan_rec *)to;
     struct as_asan_rec self = { .to = target, .data = data };
     __sanitizer_start_switch_fiber(&self.fake, target->bottom, target->size);
-    as_transfer raw = as__raw_switch(target->raw, &self);
+    as_transfer raw = raw_switch(target->raw, &self);
     return arrive(&self, raw);
+}
+
+AS_NO_ASAN
+as_transfer as_switch(as_ctx to, void *data)
+{
+    return wrap_switch(to, data, as__raw_switch);
+}
+
+AS_NO_ASAN
+as_transfer as_switch_fast(as_ctx to, void *data)
+{
+    return wrap_switch(to, data, as__raw_switch_fast);
 }
 
 /* The raw ontop function: runs on the target's stack in place of its
@@ -159,13 +174,27 @@ static as_transfer ontop_fn(as_transfer raw)
 }
 
 AS_NO_ASAN
-as_transfer as_switch_ontop(as_ctx to, void *data, as_entry fn)
+static inline __attribute__((always_inline)) as_transfer
+wrap_ontop(as_ctx to, void *data, as_entry fn,
+           as_transfer (*raw_ontop)(as_ctx, void *, as_entry))
 {
     struct as_asan_rec *target = (struct as_asan_rec *)to;
     struct as_asan_rec self = { .to = target, .data = data, .ontop = fn };
     __sanitizer_start_switch_fiber(&self.fake, target->bottom, target->size);
-    as_transfer raw = as__raw_switch_ontop(target->raw, &self, ontop_fn);
+    as_transfer raw = raw_ontop(target->raw, &self, ontop_fn);
     return arrive(&self, raw);
+}
+
+AS_NO_ASAN
+as_transfer as_switch_ontop(as_ctx to, void *data, as_entry fn)
+{
+    return wrap_ontop(to, data, fn, as__raw_switch_ontop);
+}
+
+AS_NO_ASAN
+as_transfer as_switch_ontop_fast(as_ctx to, void *data, as_entry fn)
+{
+    return wrap_ontop(to, data, fn, as__raw_switch_ontop_fast);
 }
 
 /* The raw entry of every context made under ASan. */
@@ -185,18 +214,12 @@ static as_transfer asan_entry(as_transfer raw)
 AS_NO_ASAN
 as_ctx as_ctx_make(const as_stack *s, as_entry fn)
 {
-    if (!s || !fn || !s->hi || !s->lo || s->hi < s->lo)
+    uintptr_t top = as__stack_top(s);       /* the same stacks as without ASan */
+    if (!fn || !top)
         return NULL;
-    uintptr_t top = (uintptr_t)s->hi & ~(uintptr_t)15;
-    if (top - (uintptr_t)s->lo < AS_ASAN_TOP)
-        return NULL;
-    as_stack below = *s;
-    below.hi = (void *)(top - AS_ASAN_TOP);
-    as_ctx raw = as__raw_ctx_make(&below, asan_entry);
-    if (!raw)
-        return NULL;
+    as_ctx raw = as__ctx_build(top - AS_ASAN_TOP, asan_entry);
     __asan_unpoison_memory_region(s->lo, top - (uintptr_t)s->lo);
-    struct as_asan_rec *rec = (struct as_asan_rec *)below.hi;
+    struct as_asan_rec *rec = (struct as_asan_rec *)(top - AS_ASAN_TOP);
     *rec = (struct as_asan_rec){
         .raw = raw,
         .bottom = s->lo,
@@ -226,10 +249,10 @@ static void *asan_call(void *p)
 AS_NO_ASAN
 void *as_call_on(const as_stack *s, void *(*fn)(void *), void *arg)
 {
-    if (!s || !fn)
-        return NULL;
+    uintptr_t top = as__stack_top(s);
+    if (!fn || !top)
+        return NULL;                    /* the raw call would refuse too */
     struct as_asan_call c = { .fn = fn, .arg = arg };
-    uintptr_t top = (uintptr_t)s->hi & ~(uintptr_t)15;
     void *fake;
     __sanitizer_start_switch_fiber(&fake, s->lo, top - (uintptr_t)s->lo);
     void *r = as__raw_call_on(s, asan_call, &c);

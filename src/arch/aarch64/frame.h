@@ -34,6 +34,10 @@ _Static_assert(offsetof(struct as_sw_frame, fp) == AS_SW_FP, "layout");
 _Static_assert(offsetof(struct as_sw_frame, lr) == AS_SW_LR, "layout");
 _Static_assert(sizeof(struct as_sw_frame) == AS_SW_SIZE, "layout");
 _Static_assert(offsetof(as_stack, hi) == AS_STACK_HI, "layout");
+_Static_assert(offsetof(as_stack, lo) == AS_STACK_LO, "layout");
+_Static_assert(AS_STACK_MIN_BYTES == AS_STACK_MIN, "layout");
+_Static_assert(AS_SW_NO_FP == (uint64_t)AS_SW_NO_FP_HI16 << 48 &&
+               AS_SW_NO_FP == 1ull << AS_SW_NO_FP_BIT, "layout");
 
 /*
  * Sign a code address as paciasp does with sp == modifier: pacia1716

@@ -23,6 +23,10 @@
  *        | lr, PAC-signed | FPCR    |  ctx +   8 |   0
  *        +--------------------------+  <- ctx, 16-byte aligned
  *
+ * The FPCR word is FPCR (an exact switch, or a fresh frame) or, after a
+ * fast switch, AS_SW_NO_FP: bit 63, which FPCR never has (RES0), meaning
+ * "no FPCR recorded, leave the thread's".
+ *
  * lr is saved twice.  The copy at +8 is signed (paciasp with sp == ctx)
  * and is the one the switch returns through, after autiasp with sp == ctx
  * again: a frame is resumed only at the address it was written, so each
@@ -49,7 +53,10 @@
 #ifndef ALTSTACK_SRC_ARCH_AARCH64_LAYOUT_H
 #define ALTSTACK_SRC_ARCH_AARCH64_LAYOUT_H
 
-#define AS_SW_FPCR       0
+#define AS_SW_FPCR       0      /* FPCR, or AS_SW_NO_FP (fast switch) */
+#define AS_SW_NO_FP_BIT  63     /* RES0 in FPCR: set = no FPCR recorded */
+#define AS_SW_NO_FP_HI16 0x8000
+#define AS_SW_NO_FP      0x8000000000000000
 #define AS_SW_LR_PAC     8      /* lr signed with modifier ctx */
 #define AS_SW_D8        16      /* d8..d15 at +16 .. +72, in pairs */
 #define AS_SW_D10       32
@@ -65,7 +72,9 @@
 #define AS_SW_SIZE     176
 
 /* as_stack (include/altstack/stack.h) */
+#define AS_STACK_LO      0
 #define AS_STACK_HI      8
+#define AS_STACK_MIN_BYTES 256  /* = AS_STACK_MIN */
 
 #define AS_TOP_LINK      0
 #define AS_TOP_COOKIE    8

@@ -76,8 +76,9 @@
 
 /* Store a switch frame for the caller below its CFA and describe it; the
  * lr it saves is signed with sp == the frame.  After this sp = the frame
- * (our own ctx), x9 = our FPCR.  Clobbers x9. */
-#define AS_SWITCH_SAVE                          \
+ * (our own ctx).  Exact: the FPCR word is FPCR, and x9 holds it too;
+ * fast: the word is AS_SW_NO_FP (bit 63, never set in FPCR).  Clobbers x9. */
+#define AS_SWITCH_SAVE_REGS                     \
     sub     sp, sp, #AS_SW_SIZE;                \
     .cfi_def_cfa_offset AS_SW_SIZE;             \
     stp     x29, x30, [sp, #AS_SW_FP];          \
@@ -93,9 +94,38 @@
     stp     d10, d11, [sp, #AS_SW_D10];         \
     stp     d12, d13, [sp, #AS_SW_D12];         \
     stp     d14, d15, [sp, #AS_SW_D14];         \
-    AS_CFI_SWITCH_SAVED;                        \
+    AS_CFI_SWITCH_SAVED
+#define AS_SWITCH_SAVE_EXACT                    \
+    AS_SWITCH_SAVE_REGS;                        \
     mrs     x9, fpcr;                           \
     stp     x9, x30, [sp, #AS_SW_FPCR]
+#define AS_SWITCH_SAVE_FAST                     \
+    AS_SWITCH_SAVE_REGS;                        \
+    movz    x9, #AS_SW_NO_FP_HI16, lsl #48;     \
+    stp     x9, x30, [sp, #AS_SW_FPCR]
+
+/* sp = the frame being resumed.  Exact (x9 = our FPCR): write FPCR only
+ * if the target's differs from ours, `msr fpcr` being slow (it may wait
+ * for every FP instruction in flight) while contexts rarely change it; a
+ * target that recorded none compares as ours (csel, no branch).  Fast:
+ * write FPCR only into a frame that recorded it.  Clobbers x10, flags. */
+#define AS_FP_LOAD_EXACT(n)                     \
+    ldr     x10, [sp, #AS_SW_FPCR];             \
+    tst     x10, #AS_SW_NO_FP;                  \
+    csel    x10, x9, x10, ne;                   \
+    cmp     x9, x10;                            \
+    b.ne    .Lload_fpcr##n;                     \
+.Lfp_done##n:
+#define AS_FP_LOAD_FAST(n)                      \
+    ldr     x10, [sp, #AS_SW_FPCR];             \
+    tbz     x10, #AS_SW_NO_FP_BIT, .Lload_fpcr##n; \
+.Lfp_done##n:
+#define AS_FP_LOAD_SLOW(n)                      \
+.Lload_fpcr##n:                                 \
+    .cfi_restore_state;                         \
+    .cfi_remember_state;                        \
+    msr     fpcr, x10;                          \
+    b       .Lfp_done##n
 
 /* sp = the frame to resume (FPCR already its own): load its registers,
  * authenticate its lr, retire it and pop it.  Afterwards sp is the
@@ -156,47 +186,41 @@
     .cfi_restore x30
 
 /*
- * as_transfer as_switch(as_ctx to, void *data)
+ * as_transfer as_switch(as_ctx to, void *data)         exact mode
+ * as_transfer as_switch_fast(as_ctx to, void *data)    fast mode
  *   on entry: x0 = to (a switch frame), x1 = data, lr = return address,
  *             sp = our CFA
  *   returns:  x0 = the context that resumed us (NULL if it finished),
  *             x1 = its data
  * Clobbers only x0-x2, x9, x10 and the flags: corruptible by AAPCS64 6.1.1.
  * The landing pad (bti c) admits `bl`, `blr` and `br x16/x17` (PLT, veneer).
+ * The switch itself (`mov sp, x0`) leaves the CFI unchanged: `to` has the
+ * same frame layout; x1 = data stays where the transfer's second word is
+ * returned.
  */
+#define AS_SWITCH_BODY(SAVE, LOAD, n)           \
+    SAVE;                                       \
+    mov     x2, sp;                             \
+    mov     sp, x0;                             \
+    mov     x0, x2;                             \
+    .cfi_remember_state;                        \
+    LOAD(n);                                    \
+    AS_SWITCH_RESTORE;                          \
+    ret;                                        \
+    AS_FP_LOAD_SLOW(n)
+
 AS_FUNC_BEGIN(AS_SYM(switch))
-    AS_SWITCH_SAVE
-    mov     x2, sp                  /* our own frame: the resumed side's ctx */
-
-    /* The switch.  CFI is unchanged: `to` has the same frame layout.
-     * x1 = data stays where the transfer's second word is returned. */
-    mov     sp, x0
-    mov     x0, x2
-    .cfi_remember_state
-
-    /* Write FPCR only if it differs: `msr fpcr` is slow (it may wait for
-     * every FP instruction in flight), and contexts rarely change it. */
-    ldr     x10, [sp, #AS_SW_FPCR]
-    cmp     x9, x10
-    b.ne    .Lload_fpcr
-
-    /* sp = the frame to resume, FPCR already its own;
-     * x0, x1 = the transfer to return. */
-    .globl  as__switch_pop
-    .hidden as__switch_pop
-as__switch_pop:
-    AS_SWITCH_RESTORE
-    ret
-
-.Lload_fpcr:
-    .cfi_restore_state
-    msr     fpcr, x10
-    b       as__switch_pop
+    AS_SWITCH_BODY(AS_SWITCH_SAVE_EXACT, AS_FP_LOAD_EXACT, _sw)
 AS_FUNC_END(AS_SYM(switch))
+
+AS_FUNC_BEGIN(AS_SYM(switch_fast))
+    AS_SWITCH_BODY(AS_SWITCH_SAVE_FAST, AS_FP_LOAD_FAST, _swf)
+AS_FUNC_END(AS_SYM(switch_fast))
 
 /*
  * as_transfer as_switch_ontop(as_ctx to, void *data,
  *                             as_transfer (*fn)(as_transfer t))
+ * as_transfer as_switch_ontop_fast(...)           the same in fast mode
  *   on entry: x0 = to, x1 = data, x2 = fn, lr = return address
  *   calls:    fn({our frame, data}) on to's stack, with to's callee-saved
  *             registers and FPCR in place, as if to's suspended switch had
@@ -216,33 +240,30 @@ AS_FUNC_END(AS_SYM(switch))
  * callee-saved registers.  to's frame is retired before fn runs, so a
  * chain linked to it ends there while fn overwrites the frame below.
  */
+#define AS_ONTOP_BODY(SAVE, LOAD, n)            \
+    mov     x11, x2;                /* fn */    \
+    SAVE;                                       \
+    mov     x2, sp;                             \
+    mov     sp, x0;                             \
+    mov     x0, x2;    /* fn's t = {our frame, data}: x0, x1 */ \
+    .cfi_remember_state;                        \
+    LOAD(n);                                    \
+    AS_SWITCH_RESTORE;                          \
+    /* sp = to's CFA, lr = to's return address, every callee-saved \
+     * register to's.  A frame record for the call to fn: */ \
+    AS_CALL_FRAME_PUSH;                         \
+    blr     x11;       /* x0, x1 = t; sp 16-byte aligned */ \
+    AS_CALL_FRAME_POP; /* fn returned r = {x0, x1}: to's switch returns it */ \
+    ret;                                        \
+    AS_FP_LOAD_SLOW(n)
+
 AS_FUNC_BEGIN(AS_SYM(switch_ontop))
-    mov     x11, x2                 /* fn */
-    AS_SWITCH_SAVE
-    mov     x2, sp
-
-    /* The switch.  CFI is unchanged: `to` has the same frame layout. */
-    mov     sp, x0
-    mov     x0, x2                  /* fn's t = {our frame, data}: x0, x1 */
-    .cfi_remember_state
-    ldr     x10, [sp, #AS_SW_FPCR]
-    cmp     x9, x10
-    b.ne    .Lload_fpcr_ontop
-.Lontop_fp_done:
-    AS_SWITCH_RESTORE
-    /* sp = to's CFA, lr = to's return address, every callee-saved
-     * register to's.  A frame record for the call to fn: */
-    AS_CALL_FRAME_PUSH
-    blr     x11                     /* x0, x1 = t; sp 16-byte aligned */
-    /* fn returned r = {x0, x1}: to's switch returns it. */
-    AS_CALL_FRAME_POP
-    ret
-
-.Lload_fpcr_ontop:
-    .cfi_restore_state
-    msr     fpcr, x10
-    b       .Lontop_fp_done
+    AS_ONTOP_BODY(AS_SWITCH_SAVE_EXACT, AS_FP_LOAD_EXACT, _ot)
 AS_FUNC_END(AS_SYM(switch_ontop))
+
+AS_FUNC_BEGIN(AS_SYM(switch_ontop_fast))
+    AS_ONTOP_BODY(AS_SWITCH_SAVE_FAST, AS_FP_LOAD_FAST, _otf)
+AS_FUNC_END(AS_SYM(switch_ontop_fast))
 
 /*
  * The first code a fresh context runs, entered by as_switch's final `ret`
@@ -265,7 +286,7 @@ AS_FUNC_END(AS_SYM(switch_ontop))
  * _start or a new thread's first frame.
  *
  * The cookie check stops the chain once the switcher has moved on:
- * resuming a frame zeroes its lr slot (as__switch_pop), so the link is
+ * resuming a frame zeroes its lr slot (AS_SWITCH_RESTORE), so the link is
  * believed only while the switcher is still suspended in the frame it
  * switched from (or suspended again at the very same place, which is just
  * as true).  Reading through a link whose stack was unmapped is the one
@@ -338,13 +359,15 @@ as__trampoline:
 
     /* The entry returned r = {x0, x1}: resume r.ctx with r.data and
      * ctx = NULL.  Nobody saves this context, so nothing to store, and
-     * nothing to compare FPCR against: load it. */
+     * nothing to compare FPCR against: load it (if it has one). */
     mov     sp, x0
     AS_CFI_SWITCH_FRAME
-    ldr     x9, [sp, #AS_SW_FPCR]
-    msr     fpcr, x9
+    .cfi_remember_state
     mov     x0, xzr
-    b       as__switch_pop
+    AS_FP_LOAD_FAST(_tr)            /* FPCR if the frame recorded it */
+    AS_SWITCH_RESTORE
+    ret
+    AS_FP_LOAD_SLOW(_tr)
     .cfi_endproc
     .size   as__trampoline, . - as__trampoline
 
@@ -372,17 +395,25 @@ as__context_start:
  * A frame record whose CFA is x29-relative stays correct while fn runs on
  * the other stack: unwinding from fn lands here, then in our caller; fn's
  * own frame record links to ours, so frame-pointer walkers follow too.
- * Clobbers x9 besides the argument and result registers.
+ * Clobbers x9-x11 and the flags besides the argument and result registers.
  *
  *   sp+16  lr, signed         sp+8  lr, plain      sp+0  caller's x29
  */
 AS_FUNC_BEGIN(AS_SYM(call_on))
+    /* The stack as_ctx_make would accept: s, fn, s->lo non-NULL and
+     * top = s->hi & -16 with top - AS_STACK_MIN >= s->lo, without
+     * wrapping; otherwise NULL, fn not called. */
     cbz     x0, .Lcall_on_null
     cbz     x1, .Lcall_on_null
+    ldp     x9, x10, [x0, #AS_STACK_LO]     /* s->lo, s->hi */
+    and     x10, x10, #-16                  /* top */
+    cbz     x9, .Lcall_on_null
+    subs    x11, x10, #AS_STACK_MIN_BYTES
+    b.lo    .Lcall_on_null                  /* top < AS_STACK_MIN (hi NULL) */
+    cmp     x11, x9
+    b.lo    .Lcall_on_null                  /* too small, or hi < lo */
     AS_CALL_FRAME_PUSH
-    ldr     x9, [x0, #AS_STACK_HI]  /* s->hi */
-    and     x9, x9, #-16
-    mov     sp, x9
+    mov     sp, x10
     mov     x0, x2
     blr     x1
     AS_CALL_FRAME_POP

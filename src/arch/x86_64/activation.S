@@ -216,7 +216,7 @@ AS_ACT_LABEL(as__act_ctail)
     movq    %r10, %rsp
     .cfi_def_cfa_register %rsp
     movl    $1, %eax                /* as_act_capture returns 1 */
-    jmp     *%r11
+    notrack jmp *%r11               /* to a return site: no endbr64 */
 AS_ACT_LABEL(as__act_ctail_end)
 
 .Lload_mxcsr:

@@ -14,8 +14,11 @@
  *        | r13                      |  ctx + 24
  *        | r14                      |  ctx + 16
  *        | r15                      |  ctx +  8
- *        | fcw (16) | MXCSR (32)   |  ctx +  0   (MXCSR at +0, x87 CW at +4)
- *        +--------------------------+  <- ctx, 16-byte aligned
+ *        | flags | fcw | MXCSR (32)  |  ctx +  0   (MXCSR at +0, x87 CW at +4,
+ *        +--------------------------+  <- ctx,     flags at +6), 16-byte aligned
+ *
+ * flags: 0xffff if the frame holds FP control (an exact switch, or a fresh
+ * frame), 0 if not (a fast switch: MXCSR and FCW are then not written).
  *
  * Fresh context: as_ctx_make writes a switch frame whose return address is
  * the entry trampoline, below a 32-byte header at the top of the stack.
@@ -35,6 +38,10 @@
 
 #define AS_SW_MXCSR      0
 #define AS_SW_FCW        4
+#define AS_SW_FLAGS      6
+#define AS_SW_FLAGS_HI   7      /* its high byte, which the asm tests */
+#define AS_SW_HAS_FP  0x80      /* ... for this bit (flags bit 15)    */
+#define AS_SW_FLAGS_EXACT 0xffff
 #define AS_SW_R15        8
 #define AS_SW_R14       16
 #define AS_SW_R13       24
@@ -45,7 +52,9 @@
 #define AS_SW_SIZE      64
 
 /* as_stack (include/altstack/stack.h) */
+#define AS_STACK_LO      0
 #define AS_STACK_HI      8
+#define AS_STACK_MIN_BYTES 256  /* = AS_STACK_MIN */
 
 #define AS_TOP_LINK      0
 #define AS_TOP_COOKIE    8

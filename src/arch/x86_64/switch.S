@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * src/arch/x86_64/switch.S - as_switch, as_call_on and the entry trampoline
- * for the System V x86_64 ABI.  Frame layouts: src/arch/x86_64/layout.h.
+ * src/arch/x86_64/switch.S - as_switch, as_switch_ontop, their fast-mode
+ * twins, as_call_on and the entry trampoline for the System V x86_64 ABI.
+ * Frame layouts: src/arch/x86_64/layout.h.
  *
  *   as_switch frame (ctx points at it)      fresh context (as_ctx_make)
  *   +--------------------+ ctx+64            +--------------------+ top
@@ -12,8 +13,31 @@
  *   | r13                | ctx+24            | switch frame with  |
  *   | r14                | ctx+16            | rip = as__trampoline
  *   | r15                | ctx+8             | rbx = entry fn     |
- *   | FCW:16 | MXCSR:32  | ctx+0             +--------------------+ ctx = S-64
+ *   | flags:16 | FCW:16 | MXCSR:32  ctx+0    +--------------------+ ctx = S-64
  *   +--------------------+
+ *
+ * FP control modes.  An exact switch (as_switch, as_switch_ontop) saves
+ * MXCSR and the x87 control word in its frame and sets the frame's flags
+ * to 0xffff; a fast switch (as_switch_fast, as_switch_ontop_fast) saves
+ * neither and leaves flags 0.  Whoever resumes a frame restores its FP
+ * control if and only if the frame has it (flags bit 15), whatever mode
+ * the resumer itself uses, so the modes mix safely:
+ *   - exact resumer: loads from the target frame, or, if the target has
+ *     nothing, from its own frame just saved, i.e. the values already
+ *     live (a cmov, no branch);
+ *   - fast resumer: a branch, taken only into frames that have FP control.
+ *
+ * Exact-mode strategy.  How an exact resume loads the target's FP control
+ * is bound once at start-up (as_switch_init, src/switch.c), by patching
+ * each site marked AS_FP_SITE below:
+ *   compare (default): reload MXCSR / FCW only when they differ from ours,
+ *             for CPUs where ldmxcsr is the slow part (Intel);
+ *   reload:   ldmxcsr + fldcw unconditionally, for CPUs where reading
+ *             back our own just-stored MXCSR for the compare is the slow
+ *             part (AMD: stmxcsr's result forwards slowly).
+ * The patched site is straight-line code padded with NOPs: no indirect
+ * call, no extra branch.  as__fp_sites lists each site's [start, end)
+ * (local labels, so that symbolizers still name the whole function).
  *
  * CFI.  The frame as_switch pushes has the same layout as the frame of the
  * context it resumes, so one set of CFI rules is right on both sides of the
@@ -25,6 +49,12 @@
  * `ret`: a `ret` to another context's call site always misses the return
  * stack buffer and, worse, leaves it off by one for the resumed code, while
  * an indirect jump is predicted from its own history.
+ *
+ * IBT.  Those jumps land on return sites, which are not endbr64 landing
+ * pads, so they carry the notrack prefix (3e); calls through function
+ * pointers (entry functions, fn) are tracked and land on the callee's
+ * endbr64.  tests/check_ibt.py checks every indirect branch of the
+ * library against this.
  */
 #include "../asm.h"
 #include "layout.h"
@@ -40,40 +70,64 @@
     .cfi_offset %r14, AS_SW_R14 - AS_SW_SIZE; \
     .cfi_offset %r15, AS_SW_R15 - AS_SW_SIZE
 
-/* Push a switch frame for the caller: its callee-saved registers and FP
- * control words below its return address.  After this, rsp = the frame
- * (our own ctx) and the CFI describes it. */
-#define AS_SWITCH_SAVE                \
+/* Push a switch frame for the caller: its callee-saved registers and the
+ * FP word below its return address.  After this, rsp = the frame (our own
+ * ctx) and the CFI describes it.  Exact: `pushq $-1` sets flags to 0xffff
+ * and stmxcsr / fnstcw overwrite the low six bytes; fast: flags 0. */
+#define AS_SWITCH_SAVE_EXACT          \
     AS_PUSH_CALLEE_SAVED;             \
-    leaq    -8(%rsp), %rsp;           \
+    pushq   $-1;                      \
     .cfi_adjust_cfa_offset 8;         \
     stmxcsr AS_SW_MXCSR(%rsp);        \
     fnstcw  AS_SW_FCW(%rsp)
+#define AS_SWITCH_SAVE_FAST           \
+    AS_PUSH_CALLEE_SAVED;             \
+    pushq   $0;                       \
+    .cfi_adjust_cfa_offset 8
 
-/* rsp = the frame being resumed, `ours` = the frame just saved.  Reload FP
- * control only if it differs: ldmxcsr and fldcw are slow, and contexts
- * rarely change either.  Clobbers ecx. */
-#define AS_SWITCH_FP_LOAD(ours, n)    \
-    movl    AS_SW_MXCSR(%rsp), %ecx;  \
-    xorl    AS_SW_MXCSR(ours), %ecx;  \
-    testl   $AS_MXCSR_CTRL, %ecx;     \
+/* Exact resume.  rsp = the frame being resumed, `ours` = the frame just
+ * saved.  rcx = where to load FP control from: the target, or ourselves
+ * if the target saved none.  Then the patch site: as assembled, the
+ * compare strategy (its slow halves in AS_FP_LOAD_EXACT_SLOW); the reload
+ * strategy is as__fp_reload.  Clobbers ecx, r9d. */
+#define AS_FP_LOAD_EXACT(ours, n)     \
+    movq    %rsp, %rcx;               \
+    testb   $AS_SW_HAS_FP, AS_SW_FLAGS_HI(%rsp); \
+    cmovzq  ours, %rcx;               \
+.Lfp_site##n:                         \
+    movl    AS_SW_MXCSR(%rcx), %r9d;  \
+    xorl    AS_SW_MXCSR(ours), %r9d;  \
+    testl   $AS_MXCSR_CTRL, %r9d;     \
     jnz     .Lload_mxcsr##n;          \
 .Lcheck_fcw##n:                       \
-    movzwl  AS_SW_FCW(%rsp), %ecx;    \
-    cmpw    AS_SW_FCW(ours), %cx;     \
+    movzwl  AS_SW_FCW(%rcx), %r9d;    \
+    cmpw    AS_SW_FCW(ours), %r9w;    \
     jne     .Lload_fcw##n;            \
-.Lfp_done##n:
+.Lfp_site##n##_end:
 
-/* The out-of-line half of AS_SWITCH_FP_LOAD; after the function's body. */
-#define AS_SWITCH_FP_LOAD_SLOW(n)     \
+/* The out-of-line half of AS_FP_LOAD_EXACT; after the function's body. */
+#define AS_FP_LOAD_EXACT_SLOW(n)      \
 .Lload_mxcsr##n:                      \
     .cfi_restore_state;               \
     .cfi_remember_state;              \
-    ldmxcsr AS_SW_MXCSR(%rsp);        \
+    ldmxcsr AS_SW_MXCSR(%rcx);        \
     jmp     .Lcheck_fcw##n;           \
 .Lload_fcw##n:                        \
     .cfi_restore_state;               \
     .cfi_remember_state;              \
+    fldcw   AS_SW_FCW(%rcx);          \
+    jmp     .Lfp_site##n##_end
+
+/* Fast resume: restore FP control only into a frame that has it. */
+#define AS_FP_LOAD_FAST(n)            \
+    testb   $AS_SW_HAS_FP, AS_SW_FLAGS_HI(%rsp); \
+    jnz     .Lload_fp##n;             \
+.Lfp_done##n:
+#define AS_FP_LOAD_FAST_SLOW(n)       \
+.Lload_fp##n:                         \
+    .cfi_restore_state;               \
+    .cfi_remember_state;              \
+    ldmxcsr AS_SW_MXCSR(%rsp);        \
     fldcw   AS_SW_FCW(%rsp);          \
     jmp     .Lfp_done##n
 
@@ -93,55 +147,63 @@
     AS_POP_CFI(%rbx);                 \
     AS_POP_CFI(%rbp)
 
+/* Pop the rest of the frame and jump to its return address.  Retire the
+ * frame first: a context whose chain links to it (see the trampoline)
+ * compares the return-address word with its cookie, so the link dies the
+ * moment this frame is resumed.  The slot is still ours. */
+#define AS_SWITCH_POP_AND_GO          \
+    AS_SWITCH_POP_REGS;               \
+    popq    %r8;                      \
+    .cfi_adjust_cfa_offset -8;        \
+    .cfi_register %rip, %r8;          \
+    movq    $0, -8(%rsp);             \
+    notrack jmp *%r8
+
 /*
- * as_transfer as_switch(as_ctx to, void *data)
+ * as_transfer as_switch(as_ctx to, void *data)         exact mode
+ * as_transfer as_switch_fast(as_ctx to, void *data)    fast mode
  *   on entry: rdi = to (a switch frame), rsi = data, (%rsp) = return address
  *   returns:  rax = the context that resumed us (NULL if it finished),
  *             rdx = its data
- * Clobbers only caller-saved registers: rax, rcx, rdx, r8 (SysV 3.2.1).
+ * Clobbers only caller-saved registers: rax, rcx, rdx, r8, r9 (SysV 3.2.1).
  */
+#define AS_SWITCH_BODY(SAVE, LOAD, n) \
+    SAVE;                             \
+    movq    %rsp, %rax;      /* our own frame: the resumed side's ctx */ \
+    movq    %rsi, %rdx;      /* data: second word of the transfer     */ \
+    movq    %rdi, %rsp;      /* the switch; the CFI holds for `to` too */ \
+    .cfi_remember_state;              \
+    LOAD
+
 AS_FUNC_BEGIN(AS_SYM(switch))
-    AS_SWITCH_SAVE
-    movq    %rsp, %rax              /* our own frame: the resumed side's ctx */
-    movq    %rsi, %rdx              /* data: second word of the transfer     */
-
-    /* The switch.  CFI is unchanged: `to` has the same frame layout. */
-    movq    %rdi, %rsp
-    .cfi_remember_state
-    AS_SWITCH_FP_LOAD(%rax, _sw)
-
-    /* rsp = the frame to resume; rax, rdx = the transfer to return. */
-    .globl  as__switch_pop
-    .hidden as__switch_pop
-as__switch_pop:
-    AS_SWITCH_POP_REGS
-    popq    %r8
-    .cfi_adjust_cfa_offset -8
-    .cfi_register %rip, %r8
-    /* Retire the frame: a context whose chain links to it (see the
-     * trampoline) compares this word with its cookie, so the link dies
-     * the moment this frame is resumed.  The slot is still ours. */
-    movq    $0, -8(%rsp)
-    jmp     *%r8
-
-    AS_SWITCH_FP_LOAD_SLOW(_sw)
+    AS_SWITCH_BODY(AS_SWITCH_SAVE_EXACT, AS_FP_LOAD_EXACT(%rax, _sw), _sw)
+    AS_SWITCH_POP_AND_GO
+    AS_FP_LOAD_EXACT_SLOW(_sw)
 AS_FUNC_END(AS_SYM(switch))
+
+AS_FUNC_BEGIN(AS_SYM(switch_fast))
+    AS_SWITCH_BODY(AS_SWITCH_SAVE_FAST, AS_FP_LOAD_FAST(_swf), _swf)
+    AS_SWITCH_POP_AND_GO
+    AS_FP_LOAD_FAST_SLOW(_swf)
+AS_FUNC_END(AS_SYM(switch_fast))
 
 /*
  * as_transfer as_switch_ontop(as_ctx to, void *data,
  *                             as_transfer (*fn)(as_transfer t))
+ * as_transfer as_switch_ontop_fast(...)           the same in fast mode
  *   on entry: rdi = to, rsi = data, rdx = fn, (%rsp) = return address
  *   calls:    fn({our frame, data}) on to's stack, with to's callee-saved
  *             registers and FP control in place, as if to's suspended
  *             switch had called it
  *   then:     resumes to with fn's result {rax, rdx} as its transfer
  *   returns:  as as_switch, when something switches back to us
+ * Clobbers rax, rcx, rdx, rdi, r8-r10.
  *
  *   to's stack while fn runs:
  *   +--------------------+ to+64 = CFA: to's rsp once its switch returns
  *   | 0 (retired)        | to+56   was to's return address
  *   | to's return addr.  | to+48   moved here, below the retired slot
- *   +--------------------+ to+48 = rsp at `call *%r9`
+ *   +--------------------+ to+48 = rsp at `call *%r10`
  *   | as_switch_ontop's  | to+40   return address into this function
  *   | fn's frames ...    |
  *
@@ -153,35 +215,62 @@ AS_FUNC_END(AS_SYM(switch))
  * is retired before fn runs (its old return-address slot is zeroed), so
  * a chain linked to it ends there while fn overwrites the frame below.
  */
+#define AS_ONTOP_BODY(SAVE, LOAD)     \
+    SAVE;                             \
+    movq    %rdx, %r10;      /* fn */ \
+    movq    %rsp, %rax;               \
+    movq    %rdi, %rsp;      /* the switch; the CFI holds for `to` too */ \
+    movq    %rax, %rdi;      /* fn's t = {our frame, data}: rdi, rsi */ \
+    .cfi_remember_state;              \
+    LOAD;                             \
+    AS_SWITCH_POP_REGS;               \
+    popq    %r8;             /* to's return address */ \
+    .cfi_adjust_cfa_offset -8;        \
+    .cfi_register %rip, %r8;          \
+    movq    $0, -8(%rsp);    /* retire the frame, as as_switch does */ \
+    leaq    -16(%rsp), %rsp;          \
+    .cfi_adjust_cfa_offset 16;        \
+    movq    %r8, (%rsp);              \
+    .cfi_offset %rip, -16;            \
+    call    *%r10;           /* rsp+8 is 16-byte aligned at fn entry */ \
+    movq    (%rsp), %r8;     /* fn returned r = {rax, rdx}: to's */ \
+    .cfi_register %rip, %r8; /* switch returns it */ \
+    leaq    16(%rsp), %rsp;           \
+    .cfi_adjust_cfa_offset -16;       \
+    notrack jmp *%r8
+
 AS_FUNC_BEGIN(AS_SYM(switch_ontop))
-    AS_SWITCH_SAVE
-    movq    %rdx, %r9               /* fn                                    */
-    movq    %rsp, %rax
-
-    /* The switch.  CFI is unchanged: `to` has the same frame layout. */
-    movq    %rdi, %rsp
-    movq    %rax, %rdi              /* fn's t = {our frame, data}: rdi, rsi  */
-    .cfi_remember_state
-    AS_SWITCH_FP_LOAD(%rdi, _ot)
-    AS_SWITCH_POP_REGS
-    popq    %r8                     /* to's return address                   */
-    .cfi_adjust_cfa_offset -8
-    .cfi_register %rip, %r8
-    movq    $0, -8(%rsp)            /* retire the frame, as as_switch does    */
-    leaq    -16(%rsp), %rsp
-    .cfi_adjust_cfa_offset 16
-    movq    %r8, (%rsp)
-    .cfi_offset %rip, -16
-    call    *%r9                    /* rsp+8 is 16-byte aligned at fn entry  */
-    /* fn returned r = {rax, rdx}: to's switch returns it. */
-    movq    (%rsp), %r8
-    .cfi_register %rip, %r8
-    leaq    16(%rsp), %rsp
-    .cfi_adjust_cfa_offset -16
-    jmp     *%r8
-
-    AS_SWITCH_FP_LOAD_SLOW(_ot)
+    AS_ONTOP_BODY(AS_SWITCH_SAVE_EXACT, AS_FP_LOAD_EXACT(%rdi, _ot))
+    AS_FP_LOAD_EXACT_SLOW(_ot)
 AS_FUNC_END(AS_SYM(switch_ontop))
+
+AS_FUNC_BEGIN(AS_SYM(switch_ontop_fast))
+    AS_ONTOP_BODY(AS_SWITCH_SAVE_FAST, AS_FP_LOAD_FAST(_otf))
+    AS_FP_LOAD_FAST_SLOW(_otf)
+AS_FUNC_END(AS_SYM(switch_ontop_fast))
+
+/*
+ * The exact sites' alternative (the reload strategy) and the table of the
+ * sites, for as_switch_init.  rcx = the frame to load from, as at the site.
+ */
+    .section .rodata, "a"
+    .globl  as__fp_reload
+    .hidden as__fp_reload
+as__fp_reload:
+    ldmxcsr AS_SW_MXCSR(%rcx)
+    fldcw   AS_SW_FCW(%rcx)
+    .globl  as__fp_reload_end
+    .hidden as__fp_reload_end
+as__fp_reload_end:
+    .section .data.rel.ro, "aw"     /* addresses: relocated at load time */
+    .p2align 3
+    .globl  as__fp_sites
+    .hidden as__fp_sites
+as__fp_sites:
+    .quad   .Lfp_site_sw, .Lfp_site_sw_end
+    .quad   .Lfp_site_ot, .Lfp_site_ot_end
+    .quad   0, 0
+    .text
 
 /*
  * The first code a fresh context runs, entered from as_switch's final jump.
@@ -200,7 +289,7 @@ AS_FUNC_END(AS_SYM(switch_ontop))
  * undefined: unwinders (libunwind, gdb) take that as the outermost frame,
  * exactly as they do for _start or a new thread's first frame.
  * The cookie check stops the chain once the switcher has moved on: resuming
- * a frame zeroes its rip slot (as__switch_pop), so the link is believed
+ * a frame zeroes its rip slot (AS_SWITCH_POP_AND_GO), so the link is believed
  * only while the switcher is still suspended in the frame it switched from
  * (or suspended again at the very same place, which is just as true).
  * Reading through a link whose stack was unmapped is the one case this
@@ -276,13 +365,15 @@ as__trampoline:
 
     /* The entry returned r = {rax, rdx}: resume r.ctx with r.data and
      * ctx = NULL.  Nobody saves this context, so nothing to push, and
-     * nothing to compare the FP control words against: load them. */
+     * nothing to compare the FP control words against: load them, if the
+     * frame has them. */
     movq    %rax, %rsp
     AS_CFI_SWITCH_FRAME
-    ldmxcsr AS_SW_MXCSR(%rsp)
-    fldcw   AS_SW_FCW(%rsp)
+    .cfi_remember_state
     xorl    %eax, %eax
-    jmp     as__switch_pop
+    AS_FP_LOAD_FAST(_tr)
+    AS_SWITCH_POP_AND_GO
+    AS_FP_LOAD_FAST_SLOW(_tr)
 AS_FUNC_END(as__trampoline)
 
 /*
@@ -306,21 +397,34 @@ as__context_start:
 /*
  * void *as_call_on(const as_stack *s, void *(*fn)(void *), void *arg)
  *   on entry: rdi = s, rsi = fn, rdx = arg
+ * First the stack as_ctx_make would accept: s, fn, s->lo non-NULL, and
+ * top = s->hi & -16 with top - AS_STACK_MIN >= s->lo, computed without
+ * wrapping (so hi < lo and hi NULL fail too); otherwise NULL, fn not
+ * called.  Five predicted branches, no call.
  * A frame-pointer frame whose CFA is rbp-relative stays correct while fn
  * runs on the other stack: unwinding from fn lands here, then in our caller.
+ * Clobbers rcx, r8 besides the argument and result registers.
  */
 AS_FUNC_BEGIN(AS_SYM(call_on))
     testq   %rdi, %rdi
     jz      .Lcall_on_null
     testq   %rsi, %rsi
     jz      .Lcall_on_null
+    movq    AS_STACK_LO(%rdi), %rcx /* s->lo */
+    movq    AS_STACK_HI(%rdi), %rax /* s->hi */
+    andq    $-16, %rax              /* top */
+    testq   %rcx, %rcx
+    jz      .Lcall_on_null
+    movq    %rax, %r8
+    subq    $AS_STACK_MIN_BYTES, %r8
+    jb      .Lcall_on_null          /* top < AS_STACK_MIN (hi NULL)      */
+    cmpq    %rcx, %r8
+    jb      .Lcall_on_null          /* fewer than AS_STACK_MIN, or hi < lo */
     pushq   %rbp
     .cfi_adjust_cfa_offset 8
     .cfi_rel_offset %rbp, 0
     movq    %rsp, %rbp
     .cfi_def_cfa_register %rbp
-    movq    AS_STACK_HI(%rdi), %rax /* s->hi */
-    andq    $-16, %rax
     movq    %rax, %rsp
     movq    %rdx, %rdi
     call    *%rsi
