@@ -17,7 +17,7 @@
  * it in its frame, and it is there again when the switch returns, or when
  * as_switch_ontop runs an ontop function on this stack (fc__ontop_entry).
  *
- * Return prediction.  Both return with `pop %r8; jmp *%r8`, like
+ * Return prediction.  Both return with `pop %r8; notrack jmp *%r8`, like
  * as_switch, not `ret`: the resumed side returns to a call site that the
  * return stack buffer never saw.  A C wrapper ending in `ret` mispredicted
  * on every switch and cost more than the switch itself.  The `call
@@ -71,7 +71,7 @@
     popq    %r8;                    \
     .cfi_adjust_cfa_offset -8;      \
     .cfi_register %rip, %r8;        \
-    jmp     *%r8
+    notrack jmp *%r8
 
 /*
  * transfer_t jump_fcontext(fcontext_t to, void *vp)
