@@ -232,3 +232,36 @@ Test(fcontext, backtrace_reaches_the_latest_resumer)
     cr_expect(bt_has("fc_resumer_b") && !bt_has("fc_resumer_a"), "does not reach fc_resumer_b");
     free(mem);
 }
+
+/* Boost.Fiber migrates fibers between threads: a context resumed by
+ * another thread links to that thread's resumer, and the thread's own
+ * bookkeeping starts from its own stack. */
+#include <pthread.h>
+
+NOINLINE fcontext_t fc_thread_resumer(fcontext_t c) { return jump_fcontext(c, NULL).fctx; }
+
+static void *resume_on_thread(void *c)
+{
+    return fc_thread_resumer(c);
+}
+
+Test(fcontext, a_context_resumed_by_another_thread_links_to_it)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("under ASan a context's link is the first switcher's only");
+#endif
+    char *mem = new_stack();
+    fcontext_t c = make_fcontext(mem + STACK, STACK, bt_fn);
+    c = fc_resumer_a(c);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, resume_on_thread, c), 0);
+    void *back;
+    cr_assert_eq(pthread_join(th, &back), 0);
+    for (int i = 0; i < g_n; i++)
+        cr_log_info("thread #%d %s", i, g_names[i]);
+    cr_expect(bt_has("fc_thread_resumer") && !bt_has("fc_resumer_a"),
+              "a backtrace after a resume on another thread does not reach that thread's resumer");
+    c = fc_resumer_b((fcontext_t)back);   /* and back on this thread */
+    cr_expect(bt_has("fc_resumer_b") && !bt_has("fc_thread_resumer"));
+    free(mem);
+}
