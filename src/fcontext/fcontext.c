@@ -37,7 +37,8 @@
  *   continue into whoever resumed it last, so every jump that lands on a
  *   stack made by make_fcontext re-points that stack's link (and cookie)
  *   at the frame of the context it came from (for ontop_fcontext: the
- *   context handed to fn, not fn's result).  Which stack the running code
+ *   context handed to fn, linked before fn runs, unless fn returns
+ *   another context to go back to).  Which stack the running code
  *   is on is kept in a thread-local word (NULL on a thread's own stack):
  *   each jump keeps it in a callee-saved register across the switch and
  *   restores it on the way back; when an exception thrown by an ontop
@@ -85,16 +86,11 @@ FC_API fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
 #endif
 
 /* Per thread (layout.h): cur, the top header of the make_fcontext stack
- * the thread runs on (NULL on any other stack), and from/cookie, set by an
- * ontop shim to the context that jumped and its frame's return address
- * (read before fn runs): the arriving side links to that rather than to
- * fn's result, which Boost.Fiber, for one, makes NULL at every switch.
- * initial-exec: one %fs- or tpidr_el0-relative access, no __tls_get_addr,
- * in the shared library too; the assembly reads cur the same way. */
-struct fc_thread { uint64_t *cur; uint64_t *from; uint64_t cookie; };
+ * the thread runs on (NULL on any other stack).  initial-exec: one %fs- or
+ * tpidr_el0-relative access, no __tls_get_addr, in the shared library
+ * too; the assembly reads cur the same way. */
+struct fc_thread { uint64_t *cur; };
 _Static_assert(offsetof(struct fc_thread, cur) == FC_TLS_CUR, "layout");
-_Static_assert(offsetof(struct fc_thread, from) == FC_TLS_FROM, "layout");
-_Static_assert(offsetof(struct fc_thread, cookie) == FC_TLS_COOKIE, "layout");
 _Static_assert(sizeof(struct fc_thread) == FC_TLS_SIZE, "layout");
 AS_HIDDEN __thread struct fc_thread fc__tls __attribute__((tls_model("initial-exec")));
 
@@ -121,18 +117,16 @@ static inline void fc_link(uint64_t *mine, const uint64_t *from, uint64_t cookie
 }
 
 /* Called by jump_fcontext and ontop_fcontext back on stack `mine` (its
- * header, or NULL) when the switch returned {from, data}. */
+ * header, or NULL) when the switch returned {from, data} (the x86_64
+ * assembly does the same inline).  from == NULL comes after an ontop
+ * function that returned no context: the shim has linked the stack to
+ * the jumper already (or, for a finishing jumper, to nothing). */
 transfer_t fc__arrive(uint64_t *mine, as_ctx from, void *data)
 {
-    struct fc_thread *th = &fc__tls;
-    th->cur = mine;
-    if (th->from) {                         /* an ontop function ran first */
-        fc_link(mine, th->from, th->cookie);
-        th->from = NULL;
-    } else {
-        const uint64_t *f = (const uint64_t *)from;
-        fc_link(mine, f, f ? f[FC_SW_RET / 8] : 0);
-    }
+    fc__tls.cur = mine;
+    const uint64_t *f = (const uint64_t *)from;
+    if (f)
+        fc_link(mine, f, f[FC_SW_RET / 8]);
     return (transfer_t){ from, data };
 }
 
@@ -146,10 +140,12 @@ transfer_t fc__arrive(uint64_t *mine, as_ctx from, void *data)
  * stack, above the sp it gave make_fcontext; an ontop with data within
  * FC_RECORD_ROOM above the jumping stack's top therefore leaves no link
  * behind (the arriving side is not linked to a frame about to vanish).
- * Any other ontop links the arriving side to the jumper, as a jump does.
+ * Any other ontop links the arriving side to the jumper, as a jump does,
+ * right here, while the jumper's frame is sure to exist: Boost.Fiber's
+ * ontop functions return no context, and the arrival then keeps this link.
  *
  * If fn throws, the exception unwinds into to's suspended jump, whose
- * return path never runs: the cleanup does its bookkeeping instead.
+ * return path never runs: the cleanup sets the thread's current stack.
  */
 #define FC_RECORD_ROOM 65536
 
@@ -157,21 +153,21 @@ struct fc_guard { uint64_t *to_hdr; int armed; };
 static void fc_thrown(struct fc_guard *g)
 {
     if (g->armed)
-        fc__arrive(g->to_hdr, NULL, NULL);
+        fc__tls.cur = g->to_hdr;
 }
 
 as_transfer fc__ontop_shim(as_ctx from, const struct fc_ontop *p, uint64_t *to_hdr)
 {
     transfer_t (*fn)(transfer_t) = p->fn;
     void *data = p->data;
-    struct fc_thread *th = &fc__tls;
-    uintptr_t top = (uintptr_t)th->cur + AS_TOP_SIZE;   /* the jumper's stack */
-    int finishing = th->cur && (uintptr_t)data >= top && (uintptr_t)data - top < FC_RECORD_ROOM;
-    if (FC_RELINK && from && !finishing) {
-        th->from = (uint64_t *)from;
-        th->cookie = ((const uint64_t *)from)[FC_SW_RET / 8];
-    }
-    struct fc_guard g __attribute__((cleanup(fc_thrown))) = { FC_RELINK ? to_hdr : NULL, 1 };
+    uint64_t *jumper = fc__tls.cur;
+    uintptr_t top = (uintptr_t)jumper + AS_TOP_SIZE;
+    int finishing = jumper && (uintptr_t)data >= top && (uintptr_t)data - top < FC_RECORD_ROOM;
+    if (!FC_RELINK)
+        to_hdr = NULL;                      /* ASan: not a header, see fc__ontop_entry */
+    const uint64_t *f = finishing ? NULL : (const uint64_t *)from;
+    fc_link(to_hdr, f, f ? f[FC_SW_RET / 8] : 0);
+    struct fc_guard g __attribute__((cleanup(fc_thrown))) = { to_hdr, 1 };
     transfer_t r = fn((transfer_t){ from, data });
     g.armed = 0;
     return (as_transfer){ (as_ctx)r.fctx, r.data };

@@ -6,9 +6,7 @@
  *   per-thread state (struct fc_thread, thread-local fc__tls)
  *   +--------------------+ 0   cur: top header of the make_fcontext stack
  *   | cur                |          running on this thread, or NULL
- *   | from               | 8   set by an ontop shim: whom to link to
- *   | cookie             | 16  that frame's return address, read early
- *   +--------------------+ 24
+ *   +--------------------+ 8
  *
  *   ontop packet (struct fc_ontop), on the jumping side's stack while
  *   ontop_fcontext is suspended
@@ -21,9 +19,7 @@
 #define ALTSTACK_SRC_FCONTEXT_LAYOUT_H
 
 #define FC_TLS_CUR      0
-#define FC_TLS_FROM     8
-#define FC_TLS_COOKIE  16
-#define FC_TLS_SIZE    24
+#define FC_TLS_SIZE     8
 
 #define FC_ONTOP_FN     0
 #define FC_ONTOP_DATA   8

@@ -30,12 +30,12 @@
 
 /*
  * Back on our stack after the switch returned rax = from, rdx = data,
- * with rbx = our stack's header: cur = rbx, and, unless an ontop shim
- * left a link for fc__arrive to make (from != 0), link our stack to the
- * frame at rax (src/arch/x86_64/layout.h: the trampoline reads link and
- * cookie; the cookie is that frame's return address).  Under ASan an
- * as_ctx is not a frame: fc__arrive does the (smaller) bookkeeping.
- * Clobbers rcx, rsi, rdi.
+ * with rbx = our stack's header: cur = rbx, and, if from is a context,
+ * link our stack to its frame (src/arch/x86_64/layout.h: the trampoline
+ * reads link and cookie; the cookie is that frame's return address).
+ * from == NULL after an ontop function that returned none: its shim
+ * linked us already.  fc__arrive is the same in C; under ASan, where an
+ * as_ctx is not a frame, it is what runs.  Clobbers rcx, rsi, rdi.
  */
 #if defined(AS_ASAN) && AS_ASAN
 # define FC_ARRIVE                  \
@@ -46,20 +46,13 @@
 # define FC_ARRIVE                  \
     movq    fc__tls@GOTTPOFF(%rip), %rcx;  \
     movq    %rbx, %fs:FC_TLS_CUR(%rcx);    \
-    cmpq    $0, %fs:FC_TLS_FROM(%rcx);     \
-    jne     9f;                     \
     testq   %rbx, %rbx;             \
     jz      8f;                     \
-    movq    %rax, AS_TOP_LINK(%rbx);       \
-    xorl    %esi, %esi;             \
     testq   %rax, %rax;             \
-    jz      7f;                     \
+    jz      8f;                     \
     movq    AS_SW_RIP(%rax), %rsi;  \
-7:  movq    %rsi, AS_TOP_COOKIE(%rbx);     \
-    jmp     8f;                     \
-9:  movq    %rbx, %rdi;             \
-    movq    %rax, %rsi;             \
-    call    fc__arrive;             \
+    movq    %rax, AS_TOP_LINK(%rbx);       \
+    movq    %rsi, AS_TOP_COOKIE(%rbx);     \
 8:
 #endif
 
