@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/boost/test_fcontext.c - the fcontext ABI itself, called exactly as
+ * Boost.Context's fiber, callcc and execution_context call it, from C and
+ * without Boost, so that it runs wherever the library does (aarch64 under
+ * qemu-user included, where no arm64 Boost is installed).
+ *
+ * Boost's declarations (boost/context/detail/fcontext.hpp) are repeated
+ * here word for word, in C.
+ */
+#define UNW_LOCAL_ONLY
+#include <criterion/criterion.h>
+#include <libunwind.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef void *fcontext_t;
+typedef struct { fcontext_t fctx; void *data; } transfer_t;
+transfer_t jump_fcontext(fcontext_t const to, void *vp);
+fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
+transfer_t ontop_fcontext(fcontext_t const to, void *vp, transfer_t (*fn)(transfer_t));
+
+#define NOINLINE __attribute__((noinline, noclone))
+#define STACK (64 * 1024)
+
+static char *new_stack(void)
+{
+    char *p = aligned_alloc(16, STACK);
+    cr_assert(p);
+    return p;
+}
+
+/* ---- make + jump: a generator, as callcc uses them ---- */
+
+struct gen { char *lo, *hi; int in_range; };
+
+static void gen_fn(transfer_t t)
+{
+    struct gen *g = t.data;
+    char here;
+    g->in_range = &here > g->lo && &here < g->hi;
+    for (intptr_t i = 1; i <= 3; i++)
+        t = jump_fcontext(t.fctx, (void *)(i * 10));
+    for (;;)                                    /* Boost's fn never returns */
+        t = jump_fcontext(t.fctx, (void *)-1);
+}
+
+Test(fcontext, jump_hands_over_data_and_the_caller)
+{
+    char *mem = new_stack();
+    struct gen g = { mem, mem + STACK, 0 };
+    fcontext_t c = make_fcontext(mem + STACK, STACK, gen_fn);
+    cr_assert(c);
+    transfer_t t = jump_fcontext(c, &g);
+    cr_expect(g.in_range, "fn does not run on [sp - size, sp)");
+    intptr_t got[3];
+    got[0] = (intptr_t)t.data;
+    for (int i = 1; i < 3; i++) {
+        cr_assert(t.fctx);
+        t = jump_fcontext(t.fctx, NULL);
+        got[i] = (intptr_t)t.data;
+    }
+    cr_expect(got[0] == 10 && got[1] == 20 && got[2] == 30,
+              "got %ld %ld %ld", (long)got[0], (long)got[1], (long)got[2]);
+    free(mem);
+}
+
+/* ---- ontop: fiber's resume_with, and how fiber unwinds and exits ---- */
+
+static int ontop_calls;
+static fcontext_t ontop_saw;
+static char *ontop_lo, *ontop_hi;
+static int ontop_on_target;
+
+static transfer_t ontop_fn(transfer_t t)
+{
+    char here;
+    ontop_calls++;
+    ontop_saw = t.fctx;
+    ontop_on_target = &here > ontop_lo && &here < ontop_hi;
+    return (transfer_t){ t.fctx, (void *)((intptr_t)t.data + 1) };
+}
+
+static void echo_fn(transfer_t t)
+{
+    for (;;)
+        t = jump_fcontext(t.fctx, t.data);
+}
+
+Test(fcontext, ontop_runs_fn_on_the_target_and_returns_its_result)
+{
+    char *mem = new_stack();
+    ontop_lo = mem;
+    ontop_hi = mem + STACK;
+    fcontext_t c = make_fcontext(mem + STACK, STACK, echo_fn);
+    transfer_t t = jump_fcontext(c, (void *)1);
+    cr_expect_eq((intptr_t)t.data, 1);
+    /* echo_fn is suspended in jump_fcontext; ontop_fn's result is what
+     * that jump returns, so echo_fn echoes 41 + 1. */
+    t = ontop_fcontext(t.fctx, (void *)41, ontop_fn);
+    cr_expect_eq(ontop_calls, 1);
+    cr_expect(ontop_on_target, "the ontop function did not run on the target's stack");
+    cr_expect(ontop_saw != NULL);
+    cr_expect_eq((intptr_t)t.data, 42);
+    /* And the context goes on as usual. */
+    t = jump_fcontext(t.fctx, (void *)7);
+    cr_expect_eq((intptr_t)t.data, 7);
+    free(mem);
+}
+
+/* Boost's fiber_exit: the finishing context jumps ontop of its resumer
+ * with a function that frees the finishing stack and returns NULL ctx. */
+static char *exit_mem;
+static transfer_t exit_fn(transfer_t t)
+{
+    free(exit_mem);                     /* t.fctx's stack: gone */
+    exit_mem = NULL;
+    return (transfer_t){ NULL, t.data };
+}
+
+static void finishing_fn(transfer_t t)
+{
+    t = jump_fcontext(t.fctx, (void *)1);
+    ontop_fcontext(t.fctx, (void *)2, exit_fn);
+    cr_assert_fail("resumed a finished context");
+}
+
+Test(fcontext, a_context_finishes_the_way_fiber_does)
+{
+    for (int round = 0; round < 100; round++) {
+        exit_mem = new_stack();
+        fcontext_t c = make_fcontext(exit_mem + STACK, STACK, finishing_fn);
+        transfer_t t = jump_fcontext(c, NULL);
+        cr_assert_eq((intptr_t)t.data, 1);
+        t = jump_fcontext(t.fctx, NULL);
+        cr_assert_null(t.fctx);
+        cr_assert_eq((intptr_t)t.data, 2);
+        cr_assert_null(exit_mem);
+    }
+}
+
+/* ---- an fn that returns: Boost's assembly calls _exit(0) ---- */
+
+static void returning_fn(transfer_t t)
+{
+    (void)t;
+}
+
+Test(fcontext, fn_returning_exits_the_process_with_0)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        char *mem = malloc(STACK);
+        jump_fcontext(make_fcontext(mem + STACK, STACK, returning_fn), NULL);
+        _exit(3);                       /* must not come back here */
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+}
+
+Test(fcontext, bad_arguments_give_null)
+{
+    char *mem = new_stack();
+    cr_expect_null(make_fcontext(NULL, STACK, echo_fn));
+    cr_expect_null(make_fcontext(mem + STACK, STACK, NULL));
+    cr_expect_null(make_fcontext(mem + STACK, 16, echo_fn));
+    cr_expect_null(make_fcontext((void *)8, 64, echo_fn));
+    free(mem);
+}
+
+/* ---- unwinding: inside a context, the resumer is on the backtrace ---- */
+
+static char g_names[64][64];
+static int g_n;
+
+static NOINLINE void take_backtrace(void)
+{
+    unw_context_t uc;
+    unw_cursor_t c;
+    unw_getcontext(&uc);
+    unw_init_local(&c, &uc);
+    g_n = 0;
+    do {
+        unw_word_t off;
+        if (unw_get_proc_name(&c, g_names[g_n], sizeof g_names[0], &off) != 0)
+            strcpy(g_names[g_n], "?");
+        g_n++;
+    } while (g_n < 64 && unw_step(&c) > 0);
+}
+
+static int bt_has(const char *name)
+{
+    for (int i = 0; i < g_n; i++)
+        if (strcmp(g_names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static void bt_fn(transfer_t t)
+{
+    for (;;) {
+        take_backtrace();
+        t = jump_fcontext(t.fctx, NULL);
+    }
+}
+
+NOINLINE fcontext_t fc_resumer_a(fcontext_t c) { return jump_fcontext(c, NULL).fctx; }
+NOINLINE fcontext_t fc_resumer_b(fcontext_t c) { return jump_fcontext(c, NULL).fctx; }
+
+Test(fcontext, backtrace_reaches_the_latest_resumer)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("under ASan a context's link is the first switcher's only "
+                 "(src/fcontext/fcontext.c: no relinking through ASan's records)");
+#endif
+    char *mem = new_stack();
+    fcontext_t c = make_fcontext(mem + STACK, STACK, bt_fn);
+    c = fc_resumer_a(c);
+    for (int i = 0; i < g_n; i++)
+        cr_log_info("a #%d %s", i, g_names[i]);
+    cr_expect(bt_has("bt_fn") && bt_has("fc_resumer_a"), "does not reach fc_resumer_a");
+    c = fc_resumer_b(c);
+    for (int i = 0; i < g_n; i++)
+        cr_log_info("b #%d %s", i, g_names[i]);
+    cr_expect(bt_has("fc_resumer_b") && !bt_has("fc_resumer_a"), "does not reach fc_resumer_b");
+    free(mem);
+}
+
+/* Boost.Fiber migrates fibers between threads: a context resumed by
+ * another thread links to that thread's resumer, and the thread's own
+ * bookkeeping starts from its own stack. */
+#include <pthread.h>
+
+NOINLINE fcontext_t fc_thread_resumer(fcontext_t c) { return jump_fcontext(c, NULL).fctx; }
+
+static void *resume_on_thread(void *c)
+{
+    return fc_thread_resumer(c);
+}
+
+Test(fcontext, a_context_resumed_by_another_thread_links_to_it)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("under ASan a context's link is the first switcher's only");
+#endif
+    char *mem = new_stack();
+    fcontext_t c = make_fcontext(mem + STACK, STACK, bt_fn);
+    c = fc_resumer_a(c);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, resume_on_thread, c), 0);
+    void *back;
+    cr_assert_eq(pthread_join(th, &back), 0);
+    for (int i = 0; i < g_n; i++)
+        cr_log_info("thread #%d %s", i, g_names[i]);
+    cr_expect(bt_has("fc_thread_resumer") && !bt_has("fc_resumer_a"),
+              "a backtrace after a resume on another thread does not reach that thread's resumer");
+    c = fc_resumer_b((fcontext_t)back);   /* and back on this thread */
+    cr_expect(bt_has("fc_resumer_b") && !bt_has("fc_thread_resumer"));
+    free(mem);
+}
