@@ -127,6 +127,15 @@ static bool usable_min(const as_stack *s, size_t min)
 
 static bool usable(const as_stack *s) { return usable_min(s, AS_STACK_MIN); }
 
+/* AS_STACK_MIN is what the library itself needs; the code run on a stack
+ * needs its own frames on top (the entry functions here, instrumented by
+ * ASan, take over a kilobyte).  A stack the library accepts but that is too
+ * small for them would overflow into whatever lies below it (with adopted
+ * memory: this file's globals), so such stacks are checked for acceptance
+ * and never run on. */
+#define RUN_MIN 4096
+static bool runnable(const as_stack *s) { return usable_min(s, RUN_MIN); }
+
 static as_stack bad;                            /* the current stack_arg */
 
 static const as_stack *stack_arg(uint8_t b)
@@ -253,8 +262,8 @@ static void op_ctx(void)
     as_ctx c = as_ctx_make(s, fn_null ? NULL : ctx_entry);
     bool ok = usable_min(s, AS_STACK_MIN) && !fn_null;
     FUZZ_CHECK(&g, (c != NULL) == ok, "as_ctx_make = %p, usable %d", (void *)c, ok);
-    if (!c)
-        return;
+    if (!c || !runnable(s))
+        return;                     /* a frame never started needs no cleanup */
     ctx_data = (uintptr_t)g.step << 4;
     ctx_on = s;
     as_transfer t = as_switch(c, (void *)ctx_data);
@@ -278,6 +287,8 @@ static void op_call_on(void)
     const as_stack *s = stack_arg(fuzz_byte(&g));
     bool fn_null = (fuzz_byte(&g) & 7) == 7;
     if (!API_OPS_CALL_ON_BAD && (!usable(s) || fn_null))
+        return;
+    if (usable(s) && !runnable(s))
         return;
     call_ran = 0;
     ctx_on = s;
@@ -361,7 +372,7 @@ static void op_act(void)
             FUZZ_CHECK(&g, as_act_kind(f) == (ok ? AS_ACT_FRESH : AS_ACT_NONE),
                        "as_act_init kind %d, usable %d", as_act_kind(f), ok);
             FUZZ_CHECK(&g, (as_act_pc(f) != 0) == ok && (as_act_sp(f) != 0) == ok, "pc/sp");
-            if (ok) {
+            if (ok && runnable(s)) {
                 resumed = 1;
                 as_act_resume(f);
             }
@@ -609,6 +620,8 @@ static void op_aux(void)
 {
     const as_stack *s = stack_arg(fuzz_byte(&g));
     bool fn_null = (fuzz_byte(&g) & 7) == 7;
+    if (usable(s) && !runnable(s))
+        return;
     as_auxstack_set(s);
     call_ran = 0;
     ctx_on = s;
