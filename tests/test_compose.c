@@ -523,9 +523,12 @@ Test(compose, preempt_x_sigusr1_storm, .init = pool_setup, .fini = pool_teardown
     pthread_create(&th, NULL, stormer, &self);
     uint64_t end = now_ns() + 300000000u;
     long rounds = 0, bad = 0;
-    uint64_t limit = now_ns() + 5000000000u;
+    /* The storm is a ping-pong of one signal at a time, so its rate is the
+     * machine's (75 a second under ASan on a loaded 2-core machine): wait
+     * for enough of them, with a generous limit, rather than for a rate. */
+    uint64_t limit = now_ns() + 20000000000u;
     while ((now_ns() < end || atomic_load(&p.upcalls) < 3 ||
-            atomic_load(&usr1_count) < 1000 / scale()) && now_ns() < limit) {
+            atomic_load(&usr1_count) < 200 / scale()) && now_ns() < limit) {
         if (checksum(n) != want)
             bad++;
         rounds++;
@@ -535,7 +538,7 @@ Test(compose, preempt_x_sigusr1_storm, .init = pool_setup, .fini = pool_teardown
     pt_stop(&p);
     signal(SIGUSR1, SIG_DFL);
     cr_expect_eq(bad, 0, "%ld of %ld checksums wrong", bad, rounds);
-    cr_expect_geq(atomic_load(&usr1_count), 1000 / scale(), "the storm reached the thread: %ld", atomic_load(&usr1_count));
+    cr_expect_geq(atomic_load(&usr1_count), 200 / scale(), "the storm reached the thread: %ld", atomic_load(&usr1_count));
     cr_expect_geq(atomic_load(&p.upcalls), 3);
     pt_check(&p, "storm");
 }
