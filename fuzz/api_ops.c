@@ -183,7 +183,10 @@ static void op_alloc(void)
         return;
     int r = share ? as_stack_alloc_shareable(&stk[i], size) : as_stack_alloc(&stk[i], size);
     bool ok = size > 0 && size <= ((size_t)1 << 46);
-    FUZZ_CHECK(&g, r == (ok ? 0 : -EINVAL), "alloc(%zu) = %d", size, r);
+    /* A good size may still find no memory: qemu-user under ASan has much
+     * less address space than a native process, and the 64 TiB class
+     * needs it all. */
+    FUZZ_CHECK(&g, ok ? (r == 0 || r == -ENOMEM) : r == -EINVAL, "alloc(%zu) = %d", size, r);
     if (r) {
         FUZZ_CHECK(&g, !stk[i].lo && !stk[i].hi && !stk[i].map && !stk[i].map_size,
                    "alloc error left *s non-zero");
