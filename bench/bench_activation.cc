@@ -249,27 +249,39 @@ BENCHMARK(BM_full_xrstor)->Name("act_full_resume/xrstor");
 // ---------------------------------------------------------------------------
 static void resume_at_once(as_act *a, void *) { as_act_resume(a); }
 
-static void BM_preempt_as(benchmark::State &st)
+// Preemption on the calling thread with an upcall that resumes at once;
+// its records and upcall stack are held until preempt_end.
+static as_stack g_up;
+static void preempt_begin(unsigned interval_us)
 {
-    ids();
     static as_act recs[8];
     static as_act_pool pool;
     as_act_pool_init(&pool, recs, 8);
-    as_stack up;
-    if (as_stack_alloc(&up, 256 << 10) != 0)
+    if (as_stack_alloc(&g_up, 256 << 10) != 0)
         abort();
     as_preempt_cfg cfg = {};
-    cfg.interval_us = 10000000;     // the timer stays out of the way
+    cfg.interval_us = interval_us;
     cfg.upcall = resume_at_once;
     cfg.pool = &pool;
-    cfg.upcall_stack = &up;
+    cfg.upcall_stack = &g_up;
     if (as_preempt_start(&cfg) != 0)
         abort();
+}
+
+static void preempt_end(void)
+{
+    as_preempt_stop();
+    as_stack_free(&g_up);
+}
+
+static void BM_preempt_as(benchmark::State &st)
+{
+    ids();
+    preempt_begin(10000000);        // the timer stays out of the way
     int sig = as_preempt_signal();
     for (auto _ : st)
         raw_tgkill(g_pid, g_tid, sig);
-    as_preempt_stop();
-    as_stack_free(&up);
+    preempt_end();
 }
 BENCHMARK(BM_preempt_as)->Name("preempt_rt/altstack");
 
@@ -315,22 +327,9 @@ static void sleep_40ms(benchmark::State &st)
 
 static void BM_preempt_sleep_as(benchmark::State &st)
 {
-    static as_act recs[8];
-    static as_act_pool pool;
-    as_act_pool_init(&pool, recs, 8);
-    as_stack up;
-    if (as_stack_alloc(&up, 256 << 10) != 0)
-        abort();
-    as_preempt_cfg cfg = {};
-    cfg.interval_us = 1000;
-    cfg.upcall = resume_at_once;
-    cfg.pool = &pool;
-    cfg.upcall_stack = &up;
-    if (as_preempt_start(&cfg) != 0)
-        abort();
+    preempt_begin(1000);
     sleep_40ms(st);
-    as_preempt_stop();
-    as_stack_free(&up);
+    preempt_end();
 }
 BENCHMARK(BM_preempt_sleep_as)->Name("preempt_sleep/altstack")
     ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(10);
