@@ -907,7 +907,7 @@ Test(share, bad_arguments)
     cr_assert_eq(as_domain_revoke(&da, &b), 0, "nothing granted: nothing to do");
 
     static as_stack many[AS_DOMAIN_GRANTS + 1];
-    static char mem[AS_DOMAIN_GRANTS + 1][512];
+    static _Alignas(16) char mem[AS_DOMAIN_GRANTS + 1][AS_STACK_MIN];
     for (int i = 0; i <= AS_DOMAIN_GRANTS; i++) {
         cr_assert_eq(as_stack_init(&many[i], mem[i], sizeof mem[i]), 0);
         cr_assert_eq(as_domain_grant(&da, &many[i], AS_PROT_READ),

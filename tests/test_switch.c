@@ -662,3 +662,26 @@ Test(switch, call_on_rejects_what_ctx_make_rejects)
     cr_assert_eq(g_called, 1);
     cr_assert_not_null(as_ctx_make(&ok, never_runs));
 }
+
+/* A fresh context fits in the smallest stack as_ctx_make accepts: every
+ * byte it writes lies in [lo, hi), whatever the build (under
+ * AddressSanitizer the context also holds ASan's record of the stack). */
+Test(switch, ctx_make_writes_only_inside_a_minimal_stack)
+{
+    enum { PAD = 1024, CANARY = 0xa5 };
+    static _Alignas(16) unsigned char mem[PAD + AS_STACK_MIN + PAD];
+    unsigned char *lo = mem + PAD, *hi = lo + AS_STACK_MIN;
+    memset(mem, CANARY, sizeof mem);
+    as_stack s = { lo, hi, NULL, 0 };
+    cr_assert_not_null(as_ctx_make(&s, never_runs));
+    size_t written = 0;
+    for (size_t k = 0; k < sizeof mem; k++) {
+        if (&mem[k] >= lo && &mem[k] < hi) {
+            written += mem[k] != CANARY;
+            continue;
+        }
+        cr_assert_eq(mem[k], CANARY, "byte %td %s the stack written", &mem[k] < lo ?
+                     lo - &mem[k] : &mem[k] - hi + 1, &mem[k] < lo ? "below" : "above");
+    }
+    cr_assert_gt(written, 0, "the context is inside the stack");
+}

@@ -60,6 +60,7 @@
  * empty and the assembly provides the public names directly.
  */
 #include "hosted.h"
+#include "../arch/layout.h"
 
 #if defined(AS_ASAN) && AS_ASAN
 
@@ -96,8 +97,8 @@ struct as_asan_rec {
     int                  arrived;   /* 1: ontop already did our arrival   */
 };
 
-/* Room for the fresh context's record at the top of its stack. */
-#define AS_ASAN_TOP 112
+/* Room for the fresh context's record at the top of its stack: AS_ASAN_TOP
+ * (src/arch/<arch>/layout.h, where AS_STACK_MIN is checked against it). */
 _Static_assert(sizeof(struct as_asan_rec) <= AS_ASAN_TOP, "record too big");
 
 /* On the resumed side, right after a raw switch returned `raw`: finish the

@@ -74,13 +74,24 @@
 /* as_stack (include/altstack/stack.h) */
 #define AS_STACK_LO      0
 #define AS_STACK_HI      8
-#define AS_STACK_MIN_BYTES 256  /* = AS_STACK_MIN */
+#define AS_STACK_MIN_BYTES 512  /* = AS_STACK_MIN */
 
 #define AS_TOP_LINK      0
 #define AS_TOP_COOKIE    8
 #define AS_TOP_END_FP   16
 #define AS_TOP_END_LR   24
 #define AS_TOP_SIZE     32
+
+/* Under AddressSanitizer a fresh context's stack holds, above the top
+ * header, the record src/hosted/asan.c keeps of the stack's bounds. */
+#define AS_ASAN_TOP    112
+
+#ifndef __ASSEMBLER__
+/* AS_STACK_MIN holds a fresh context, ASan's record included, with room
+ * for one more switch frame's worth of the first calls. */
+_Static_assert(AS_STACK_MIN_BYTES >= AS_ASAN_TOP + AS_TOP_SIZE + 2 * AS_SW_SIZE,
+               "AS_STACK_MIN too small for a fresh context");
+#endif
 
 /* A fresh frame's lr: as__trampoline + 4, past a never-executed first
  * instruction, so that lr - 1 is inside the trampoline's FDE (switch.S). */
