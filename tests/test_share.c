@@ -1005,3 +1005,49 @@ Test(share, alias_sees_writes_both_ways)
     cr_assert_eq(as_stack_unalias(&copy, ro), 0);
     cr_assert_eq(as_stack_unalias(&copy, rw), 0);
 }
+
+/* A private stack mapped where a freed shareable stack was is not
+ * shareable: as_stack_alias refuses it (it found the freed stack's memfd
+ * where the kernel cannot duplicate a mapping, as under qemu-user).  Where
+ * as_stack_alloc does not map the same address again (qemu-user moves on),
+ * the private stack is mapped there by hand, laid out as as_stack_alloc
+ * lays it out. */
+Test(share, private_stack_where_a_shareable_one_was_has_no_alias)
+{
+    as_stack p = { 0 };
+    bool same = false, by_hand = false;
+    void *was = NULL;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < 4 && !same; i++) {
+        as_stack sh;
+        cr_assert_eq(as_stack_alloc_shareable(&sh, 32 << 10), 0);
+        was = sh.map;
+        size_t len = sh.map_size;
+        as_stack_free(&sh);
+        cr_assert_eq(as_stack_alloc(&p, 32 << 10), 0);
+        same = p.map == was;
+        if (same)
+            break;
+        as_stack_free(&p);
+        void *m = mmap(was, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                       -1, 0);
+        if (m == MAP_FAILED)
+            continue;
+        if (m != was || mprotect((char *)m + page, len - page, PROT_READ | PROT_WRITE) != 0) {
+            munmap(m, len);
+            continue;
+        }
+        p = (as_stack){ (char *)m + page, (char *)m + len, m, len };
+        same = by_hand = true;
+    }
+    if (!same)
+        cr_skip_test("no private stack could be mapped where the shareable one had been");
+    void *al = NULL;
+    int r = as_stack_alias(&p, AS_PROT_READ, &al);
+    if (by_hand)
+        munmap(p.map, p.map_size);
+    else
+        as_stack_free(&p);
+    cr_assert_eq(r, -EINVAL, "alias %p of a private stack", al);
+    cr_assert_null(al);
+}

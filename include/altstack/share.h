@@ -143,8 +143,8 @@
  * name in the file system.  An alias is not a managed stack: domains never
  * change its rights.  The memfd is closed once the stack is mapped (a shared
  * mapping can be duplicated with mremap); where that duplication is
- * refused, as under qemu-user, the descriptor stays open for aliasing and
- * outlives as_stack_free until a new shareable stack reuses the address.
+ * refused, as under qemu-user, the descriptor stays open for aliasing until
+ * as_stack_free.
  */
 #ifndef ALTSTACK_SHARE_H
 #define ALTSTACK_SHARE_H

@@ -18,9 +18,10 @@
  * soon as the stack is mapped and the memory lives exactly as long as its
  * mappings.  Emulators may refuse a zero old size (qemu-user does); there
  * the memfd stays open in a small table keyed by `map` and the alias is a
- * second mmap of it.  That table's descriptor outlives as_stack_free (the
- * entry is replaced when a new shareable stack lands at the same address),
- * a leak confined to that fallback.
+ * second mmap of it.  as_stack_free drops the stack's entry and closes its
+ * descriptor (as__share_stack_forget), so that no stack mapped later at the
+ * same address, private or shareable, finds it; aliases made before keep
+ * the memory, as mappings do.
  */
 #include "../share_impl.h"
 #include "hosted.h"
@@ -59,6 +60,7 @@ static void dup_probe(void)
 #define FD_SLOTS 256
 static struct { void *map; int fd; } fds[FD_SLOTS];
 static pthread_mutex_t fds_lock = PTHREAD_MUTEX_INITIALIZER;
+static int fds_used;                    /* entries in fds; read unlocked */
 
 static int fd_put(void *map, int fd)
 {
@@ -74,12 +76,32 @@ static int fd_put(void *map, int fd)
             free_slot = i;
     }
     if (free_slot >= 0) {
+        if (fds[free_slot].map != map)
+            __atomic_store_n(&fds_used, fds_used + 1, __ATOMIC_RELAXED);
         fds[free_slot].map = map;
         fds[free_slot].fd = fd;
         err = 0;
     }
     pthread_mutex_unlock(&fds_lock);
     return err;
+}
+
+void as__share_stack_forget(const void *map)
+{
+    /* Nothing to do unless the fallback holds descriptors: an entry is
+     * added by the thread that maps the stack, before it can be freed. */
+    if (!map || !__atomic_load_n(&fds_used, __ATOMIC_RELAXED))
+        return;
+    pthread_mutex_lock(&fds_lock);
+    for (int i = 0; i < FD_SLOTS; i++) {
+        if (fds[i].map == map) {
+            close(fds[i].fd);
+            fds[i].map = NULL;
+            __atomic_store_n(&fds_used, fds_used - 1, __ATOMIC_RELAXED);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&fds_lock);
 }
 
 static int fd_get(const void *map)

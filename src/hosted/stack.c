@@ -75,6 +75,7 @@ void as_stack_free(as_stack *s)
         return;
     if (s->map) {
         as__valgrind_deregister(s);
+        as__share_stack_forget(s->map);
         munmap(s->map, s->map_size);
     }
     *s = (as_stack){0};
