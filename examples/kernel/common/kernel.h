@@ -56,6 +56,13 @@ void arch_irq_disable(void);
 void arch_act_save(as_act *a, const struct arch_frame *f);
 void arch_act_load(struct arch_frame *f, const as_act *a);
 
+#if ARCH_USER_MODE
+/* Ring 3 / EL0 (issue 16): user_syscall, user_preempt and isolation, each
+ * reported through kcheck.  Called by kmain after check_preempt, with the
+ * timer stopped, interrupts off and cpu1 idle in kmain_ap. */
+void arch_user_checks(void);
+#endif
+
 /* --- provided by common/ -------------------------------------------------- */
 void kmain(void);                           /* BSP, after arch boot              */
 void kmain_ap(void);                        /* APs, after arch boot              */
@@ -64,6 +71,8 @@ long ksyscall(long nr, long a0, long a1, uintptr_t caller_sp);
  * may replace the frame's contents with another context's state. */
 void ktick(struct arch_frame *f);
 
+void kcheck(bool ok, const char *name);     /* PASS/FAIL name, counted   */
+void krun_on_ap(void (*fn)(void));          /* fn() on cpu1, then return */
 void kprintf(const char *fmt, ...);
 void *memcpy(void *d, const void *s, size_t n);
 void *memset(void *d, int c, size_t n);

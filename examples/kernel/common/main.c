@@ -40,6 +40,11 @@ static void check(bool ok, const char *name)
         nfail++;
 }
 
+void kcheck(bool ok, const char *name)
+{
+    check(ok, name);
+}
+
 static bool within(const void *lo, size_t size, uintptr_t p)
 {
     return p - (uintptr_t)lo < size;
@@ -182,6 +187,7 @@ static void check_syscall(void)
 static volatile bool ap_online;
 static volatile void *ap_base;
 static void dlock_worker(void);
+static void (*volatile ap_fn)(void);
 
 void kmain_ap(void)
 {
@@ -190,7 +196,20 @@ void kmain_ap(void)
     kprintf("cpu%u: online, base %p\n", c->idx, (void *)c);
     __atomic_store_n(&ap_online, true, __ATOMIC_RELEASE);
     dlock_worker();
-    for (;;)
+    for (;;) {
+        void (*fn)(void) = __atomic_load_n(&ap_fn, __ATOMIC_ACQUIRE);
+        if (fn) {
+            fn();
+            __atomic_store_n(&ap_fn, NULL, __ATOMIC_RELEASE);
+        }
+        arch_relax();
+    }
+}
+
+void krun_on_ap(void (*fn)(void))
+{
+    __atomic_store_n(&ap_fn, fn, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&ap_fn, __ATOMIC_ACQUIRE))
         arch_relax();
 }
 
@@ -416,6 +435,9 @@ void kmain(void)
     check_smp();
     check_dlock();
     check_preempt();
+#if ARCH_USER_MODE
+    arch_user_checks();
+#endif
     kprintf("%s: %d passed, %d failed\n", nfail ? "FAILED" : "ALL PASSED", npass, nfail);
     arch_exit(nfail == 0);
 }

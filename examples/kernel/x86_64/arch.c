@@ -30,7 +30,8 @@ extern void *const exc_table[32];
 void syscall_entry(void), timer_entry(void), spurious_entry(void);
 void arch_boot_bsp(void), arch_boot_ap(void);
 void x86_timer(struct arch_frame *f);
-__attribute__((noreturn)) void x86_fault(struct arch_frame *f);
+void x86_fault(struct arch_frame *f);
+bool x86_smap;
 
 static inline void outb(uint16_t port, uint8_t v)
 {
@@ -47,11 +48,6 @@ static inline uint8_t inb(uint16_t port)
     uint8_t v;
     __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
     return v;
-}
-
-static inline void wrmsr(uint32_t msr, uint64_t v)
-{
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
 }
 
 static inline uint32_t lapic_r(unsigned reg)
@@ -99,7 +95,8 @@ struct idt_gate {
 };
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 
-static void idt_set(unsigned vec, void *fn, unsigned ist)
+void idt_set(unsigned vec, void *fn, unsigned ist);
+void idt_set(unsigned vec, void *fn, unsigned ist)
 {
     uintptr_t a = (uintptr_t)fn;
     idt[vec] = (struct idt_gate){
@@ -128,8 +125,10 @@ void arch_cpu_init(struct cpu *c)
     as_stack_init(&aux, a->aux, sizeof a->aux);
     as_auxstack_set(&aux);
 
-    /* TSS: IST1 is this CPU's interrupt stack; no I/O bitmap. */
+    /* TSS: IST1 is this CPU's interrupt stack, RSP0 the stack exceptions
+     * from ring 3 land on; no I/O bitmap. */
     a->tss.ist[0] = (uintptr_t)(a->irq + sizeof a->irq);
+    a->tss.rsp[0] = (uintptr_t)(a->kstack + sizeof a->kstack);
     a->tss.iomap_base = sizeof a->tss;
     uintptr_t base = (uintptr_t)&a->tss;
     uint64_t limit = sizeof a->tss - 1;
@@ -140,21 +139,26 @@ void arch_cpu_init(struct cpu *c)
     __asm__ volatile("ltr %w0" : : "r"(slot * 8));
     load_idt();
 
-    /* SYSCALL: CS 0x08 / SS 0x10, clear IF, TF, DF and AC on entry. */
-    wrmsr(MSR_STAR, (uint64_t)KERNEL_CS << 32);
+    /* SYSCALL: CS 0x08 / SS 0x10, clear IF, TF, DF and AC on entry;
+     * SYSRET: SS 0x43, CS 0x4b (boot.S). */
+    wrmsr(MSR_STAR, (uint64_t)(USER_DS - 3 - 8) << 48 | (uint64_t)KERNEL_CS << 32);
     wrmsr(MSR_LSTAR, (uintptr_t)syscall_entry);
     wrmsr(MSR_SFMASK, 0x200 | 0x100 | 0x400 | 0x40000);
 
     lapic_w(LAPIC_SVR, 0x100 | 0xff);  /* enable, spurious vector 0xff */
     a->apic_id = lapic_r(LAPIC_ID) >> 24;
+    x86_user_cpu_init(c);              /* CR0.WP, SMEP, SMAP (user.c) */
 }
 
 void arch_boot_bsp(void)
 {
     outb(0x21, 0xff);                  /* mask the legacy PICs: APIC only */
     outb(0xa1, 0xff);
+    /* Exceptions on the current stack (RSP0 from ring 3), but NMI, #DF
+     * and #MC, which may come with any stack, on IST1. */
     for (unsigned v = 0; v < 32; v++)
-        idt_set(v, exc_table[v], 1);
+        idt_set(v, exc_table[v], v == 2 || v == 8 || v == 18);
+    x86_user_boot();                   /* page tables: the user pages (user.c) */
     idt_set(TIMER_VECTOR, timer_entry, 1);
     idt_set(0xff, spurious_entry, 1);
     cpus[0].idx = 0;
@@ -207,11 +211,25 @@ void arch_start_cpu(unsigned idx)
 
 /* --- timer ------------------------------------------------------------------- */
 
+static uint32_t timer_count = 200000;
+
+void x86_timer_period(uint32_t count)
+{
+    timer_count = count;
+}
+
 void arch_timer_start(void)
 {
     lapic_w(LAPIC_TMR_DIV, 0x3);       /* divide by 16 */
     lapic_w(LAPIC_LVT_TMR, TIMER_VECTOR | (1u << 17));  /* periodic */
-    lapic_w(LAPIC_TMR_INIT, 200000);
+    lapic_w(LAPIC_TMR_INIT, timer_count);
+}
+
+/* This CPU's index, from the hardware rather than GS (QEMU numbers the
+ * APIC ids 0..n-1, as cpus[] does). */
+unsigned x86_cpu_hw_index(void)
+{
+    return lapic_r(LAPIC_ID) >> 24;
 }
 
 void arch_timer_stop(void)
@@ -223,11 +241,14 @@ void arch_timer_stop(void)
 void x86_timer(struct arch_frame *f)
 {
     lapic_w(LAPIC_EOI, 0);
-    ktick(f);
+    if (!x86_user_tick(f))             /* user.c: GS checks, upcalls */
+        ktick(f);
 }
 
 void x86_fault(struct arch_frame *f)
 {
+    if (x86_user_fault(f))             /* user.c: a probe's expected fault */
+        return;
     kprintf("FAIL cpu exception %lu (error %lx) at rip %lx, rsp %lx\n",
             (unsigned long)f->vector, (unsigned long)f->error,
             (unsigned long)f->rip, (unsigned long)f->rsp);
@@ -235,8 +256,6 @@ void x86_fault(struct arch_frame *f)
 }
 
 /* --- system call --------------------------------------------------------------- */
-
-#define MSR_GS_BASE 0xc0000101
 
 void arch_gs_base_set(void *base)
 {
@@ -275,6 +294,7 @@ void arch_act_save(as_act *a, const struct arch_frame *f)
     a->fpu[512] = 3;
     a->mxcsr = *(const uint32_t *)(const void *)(a->fpu + 24);
     a->fcw = *(const uint16_t *)(const void *)a->fpu;
+    a->flags = 0;                      /* no protection keys: the live PKRU */
     a->kind = AS_ACT_FULL;
 }
 

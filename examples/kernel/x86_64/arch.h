@@ -12,6 +12,23 @@ struct arch_frame {
     uint64_t rip, cs, rflags, rsp, ss;
 };
 
+#define KSTACK_SIZE 16384              /* per CPU: exceptions from ring 3 */
+
+/* What user.c keeps per CPU: the kernel context a ring-3 run returns to,
+ * and the state of the user-mode checks. */
+struct user_cpu {
+    as_act ret;                        /* user_run's caller, captured    */
+    long exit_code;
+    void *gs;                          /* the user's GS_BASE while in ring 3 */
+    volatile unsigned long user_ticks, sys_ticks, gs_bad;
+    volatile bool in_sys;
+    /* upcalls (user_preempt) */
+    bool upcall_on;
+    uintptr_t up_entry, up_lo, up_hi;  /* scheduler entry and its stack */
+    as_act_pool *up_pool;              /* in user memory               */
+    unsigned long upcalls, up_deferred, up_rolled;
+};
+
 struct tss {
     uint32_t reserved0;
     uint64_t rsp[3];
@@ -26,10 +43,18 @@ struct arch_cpu {
     uint32_t apic_id;
     char aux[AUX_STACK_SIZE] __attribute__((aligned(16)));
     char irq[IRQ_STACK_SIZE] __attribute__((aligned(16)));   /* IST1 */
+    char kstack[KSTACK_SIZE] __attribute__((aligned(16)));   /* TSS RSP0 */
+    struct user_cpu user;                                     /* user.c */
 };
 
 #define KERNEL_CS 0x08
 #define KERNEL_DS 0x10
+#define USER_DS   0x43                 /* GDT 0x40 | RPL 3 (SYSRET: STAR + 8)  */
+#define USER_CS   0x4b                 /* GDT 0x48 | RPL 3 (SYSRET: STAR + 16) */
+
+/* User mode (x86_64/user.c): arch_user_checks runs user_syscall,
+ * user_preempt and isolation in ring 3. */
+#define ARCH_USER_MODE 1
 
 static inline unsigned long arch_irq_save(void)
 {
@@ -47,6 +72,40 @@ static inline void arch_irq_restore(unsigned long f)
 static inline void arch_relax(void)
 {
     __asm__ volatile("pause" : : : "memory");
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+
+#define MSR_GS_BASE        0xc0000101
+#define MSR_KERNEL_GS_BASE 0xc0000102
+
+void x86_timer_period(uint32_t count);  /* LAPIC initial count, /16 */
+unsigned x86_cpu_hw_index(void);
+
+/* x86_64/user.c, for arch.c */
+struct cpu;
+struct arch_frame;
+void x86_user_boot(void);
+void x86_user_cpu_init(struct cpu *c);
+bool x86_user_tick(struct arch_frame *f);
+bool x86_user_fault(struct arch_frame *f);
+
+/* SMAP: kernel accesses to user pages go between these two (stac/clac,
+ * where the CPU has SMAP and the kernel enabled it). */
+extern bool x86_smap;
+static inline void user_access_begin(void)
+{
+    if (x86_smap)
+        __asm__ volatile("stac" : : : "memory");
+}
+
+static inline void user_access_end(void)
+{
+    if (x86_smap)
+        __asm__ volatile("clac" : : : "memory");
 }
 
 #endif

@@ -12,7 +12,10 @@
  * -> enter_long, which is shared with the boot CPU.
  *
  * GDT:  0x08 code64   0x10 data   0x18 code32   0x20 TSS cpu0   0x30 TSS cpu1
- * (SYSCALL takes CS = STAR[47:32] = 0x08 and SS = that + 8 = 0x10.)
+ *       0x40 user data (DPL 3)   0x48 user code64 (DPL 3)
+ * (SYSCALL takes CS = STAR[47:32] = 0x08 and SS = that + 8 = 0x10; SYSRET
+ * to 64-bit mode takes SS = STAR[63:48] + 8 = 0x40 and CS = that + 16 =
+ * 0x48, both with RPL 3, so STAR[63:48] = 0x38.)
  */
 #define AP_TRAMP   0x8000
 #define AP(sym)    ((sym) - ap_tramp + AP_TRAMP)
@@ -162,6 +165,8 @@ gdt:
     .quad   0x00cf9a000000ffff         /* 0x18 code32 */
     .quad   0, 0                       /* 0x20 TSS cpu0, filled by arch.c */
     .quad   0, 0                       /* 0x30 TSS cpu1 */
+    .quad   0x00cff2000000ffff         /* 0x40 user data   */
+    .quad   0x00affa000000ffff         /* 0x48 user code64 */
 gdt_end:
     .p2align 4
 gdtr:
@@ -174,6 +179,7 @@ ap_boot_rsp:
 
     .bss
     .p2align 12
+    .globl  pml4, pdpt, pd
 pml4:   .skip 4096
 pdpt:   .skip 4096
 pd:     .skip 4 * 4096

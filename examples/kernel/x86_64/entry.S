@@ -8,7 +8,13 @@
  *                  arch_frame and calls x86_timer(frame), which may put
  *                  another context's state into the frame; iretq resumes
  *                  whatever the frame then holds
- *   exc_<n>        vectors 0-31: a frame, then x86_fault(frame)
+ *   exc_<n>        vectors 0-31: a frame, then x86_fault(frame), which
+ *                  either stops the machine or fixes the frame up (a
+ *                  probe's expected page fault) for the iretq
+ *
+ * Each entry from ring 3 (CS & 3 in the frame) swaps GS on the way in and
+ * on the way out; from ring 0 GS is already the kernel's.  SYSCALL from
+ * ring 3 is told apart by its return address (x86_64 has no other sign).
  *
  * Interrupt frame on IST1 (struct arch_frame, rsp points at r15):
  *
@@ -27,6 +33,9 @@
  */
 #include <altstack/arch/x86_64/entry.h>
 
+#define USER_DS 0x43
+#define USER_CS 0x4b
+
     .text
 
 /*
@@ -38,7 +47,11 @@
     .globl  syscall_entry
 syscall_entry:
     AS_SYSCALL_ENTER                   /* rsp = aux top - 8, (%rsp) = caller's rsp */
-    pushq   %r11
+    cmpq    $__user_start, %rcx        /* SYSCALL's rcx is the CPU's: which ring? */
+    jb      1f
+    cmpq    $__user_end, %rcx
+    jb      syscall_user
+1:  pushq   %r11
     pushq   %rcx
     subq    $8, %rsp                   /* 16-byte aligned for the call */
     movq    24(%rsp), %rcx             /* caller_sp */
@@ -50,6 +63,88 @@ syscall_entry:
     popq    %rcx
     popq    %r11
     AS_SYSCALL_RETURN_KERNEL
+
+/*
+ * From ring 3 (the return address lies in the user pages): GS_BASE is the
+ * user's after AS_SYSCALL_ENTER, so the kernel swaps to its own for the
+ * handler, which may enable interrupts (a tick landing in it finds the
+ * kernel's GS, as every entry from ring 0 expects).  Going back, the
+ * interrupts go off before the swapgs: from that swapgs on GS_BASE is the
+ * user's again while still in ring 0, and an interrupt there would run the
+ * kernel on the user's GS.  So: cli; swapgs; AS_SYSCALL_RETURN_USER.
+ *   x86_usyscall(nr, a0, a1, a2, caller_sp)
+ */
+syscall_user:
+    swapgs                             /* GS_BASE = this CPU's record */
+    pushq   %r11
+    pushq   %rcx
+    subq    $8, %rsp
+    movq    24(%rsp), %r8              /* caller_sp */
+    movq    %rdx, %rcx
+    movq    %rsi, %rdx
+    movq    %rdi, %rsi
+    movq    %rax, %rdi
+    call    x86_usyscall
+    cli
+    addq    $8, %rsp
+    popq    %rcx
+    popq    %r11
+    xorl    %edi, %edi                 /* leave no kernel value behind */
+    xorl    %esi, %esi
+    xorl    %edx, %edx
+    xorl    %r8d, %r8d
+    xorl    %r9d, %r9d
+    xorl    %r10d, %r10d
+    swapgs                             /* GS_BASE = the user's */
+    AS_SYSCALL_RETURN_USER
+
+/*
+ * x86_user_enter(rip, arg, rsp) - into ring 3 at rip(arg) on stack rsp,
+ * with interrupts on and GS_BASE = KERNEL_GS_BASE (the user's, which the
+ * caller wrote).  Never returns: the program leaves with USYS_EXIT.
+ */
+    .globl  x86_user_enter
+x86_user_enter:
+    cli
+    pushq   $USER_DS
+    pushq   %rdx
+    pushq   $0x202
+    pushq   $USER_CS
+    pushq   %rdi
+    movq    %rsi, %rdi
+    xorl    %eax, %eax
+    xorl    %ebx, %ebx
+    xorl    %ecx, %ecx
+    xorl    %edx, %edx
+    xorl    %esi, %esi
+    xorl    %ebp, %ebp
+    xorl    %r8d, %r8d
+    xorl    %r9d, %r9d
+    xorl    %r10d, %r10d
+    xorl    %r11d, %r11d
+    xorl    %r12d, %r12d
+    xorl    %r13d, %r13d
+    xorl    %r14d, %r14d
+    xorl    %r15d, %r15d
+    swapgs
+    iretq
+
+/* SMAP: entries run with AC clear (SYSCALL clears it through SFMASK;
+ * interrupts and exceptions do not). */
+.macro ENTRY_CLAC
+    testb   $1, x86_smap(%rip)
+    jz      9f
+    clac
+9:
+.endm
+
+/* swapgs if the frame (vector at 0(%rsp)) came from, or goes to, ring 3. */
+.macro SWAPGS_IF_USER
+    testb   $3, 24(%rsp)
+    jz      9f
+    swapgs
+9:
+.endm
 
 .macro PUSH_GPRS
     pushq   %rax
@@ -91,10 +186,13 @@ syscall_entry:
 timer_entry:
     pushq   $0
     pushq   $0x20
+    SWAPGS_IF_USER
+    ENTRY_CLAC
     PUSH_GPRS
     movq    %rsp, %rdi
     call    x86_timer
     POP_GPRS
+    SWAPGS_IF_USER                     /* the frame's CS now: where iretq goes */
     addq    $16, %rsp
     iretq
 
@@ -133,10 +231,18 @@ exc_\n:
 
     EXC_ALL
 exc_common:
+    SWAPGS_IF_USER
+    ENTRY_CLAC
     PUSH_GPRS
     movq    %rsp, %rdi
+    movq    %rsp, %rbx
     andq    $-16, %rsp
-    call    x86_fault
+    call    x86_fault                  /* returns only for a fault it fixed up */
+    movq    %rbx, %rsp
+    POP_GPRS
+    SWAPGS_IF_USER
+    addq    $16, %rsp
+    iretq
 
     .section .rodata
     .globl  exc_table

@@ -19,7 +19,17 @@
  *         ...
  *         popq  %rcx
  *         popq  %r11
- *         AS_SYSCALL_RETURN_KERNEL      // or, from CPL 3: AS_SYSCALL_RETURN_USER
+ *         AS_SYSCALL_RETURN_KERNEL      // to a CPL-0 caller
+ *
+ * From CPL 3 the kernel adds its own swapgs around the handler (the macro
+ * leaves the caller's GS in GS_BASE):
+ *
+ *         AS_SYSCALL_ENTER
+ *         swapgs                        // GS_BASE = this CPU's record
+ *         ...                           // as above; the handler may sti
+ *         cli
+ *         swapgs                        // GS_BASE = the user's again
+ *         AS_SYSCALL_RETURN_USER        // sysretq
  *
  * The GS invariant.  as_percpu_set writes the per-CPU base into both
  * GS_BASE and KERNEL_GS_BASE.  At every instruction outside the swapgs
@@ -93,15 +103,23 @@
 
 /*
  * AS_SYSCALL_RETURN_USER - return to a CPL-3 caller with SYSRET.
- *   on entry: as for AS_SYSCALL_RETURN_KERNEL, and GS_BASE = the user's GS
- *             (a kernel that swapped to its own GS for the handler has
- *             swapped back).
- * Interrupts go off before rsp becomes the user's: an interrupt taken at
+ *   on entry: as for AS_SYSCALL_RETURN_KERNEL, interrupts off, and
+ *             GS_BASE = the user's GS.
+ * A kernel that swapped to its own GS for the handler (it must, before
+ * any code of its own reads %gs:) swaps back with interrupts already off:
+ *
+ *         cli                       // before the swapgs, not after:
+ *         swapgs                    // from here GS_BASE is the user's,
+ *         AS_SYSCALL_RETURN_USER    // and an interrupt taken at CPL 0
+ *                                   // would run the kernel on it
+ *
+ * The macro's own cli covers a handler that never swapped.  Interrupts
+ * stay off until SYSRET loads the user's rflags: an interrupt taken at
  * CPL 0 pushes onto the current rsp, which must never be a user stack.
  * rcx must be canonical (SYSRET faults at CPL 0 otherwise on Intel CPUs);
  * return through IRETQ if the kernel lets user code change it.
- * (examples/kernel runs its threads at CPL 0 and exercises the
- * AS_SYSCALL_RETURN_KERNEL path only.)
+ * examples/kernel/x86_64 (entry.S, syscall_user) runs this path from
+ * ring-3 tasks on both CPUs, with timer ticks landing inside handlers.
  */
 .macro AS_SYSCALL_RETURN_USER
     cli

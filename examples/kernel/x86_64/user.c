@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * examples/kernel/x86_64/user.c - ring 3: the user pages, SMEP/SMAP, entry
+ * to and exit from user mode, the system calls of the ring-3 program
+ * (x86_64/uprog.c, linked in with its own copy of the library, every
+ * symbol prefixed u_), and the checks that use them:
+ *
+ *   user_syscall  on each CPU a ring-3 task on a 1 KiB user stack makes
+ *                 USER_SYS_CALLS system calls; each handler checks that it
+ *                 runs on this CPU's aux stack, that the caller's rsp was
+ *                 the user stack and that GS is the kernel's; every 64th
+ *                 call waits, interrupts on, for a timer tick inside the
+ *                 handler; every tick checks GS against the LAPIC id; the
+ *                 task checks its own GS (%gs:0) after every call
+ */
+#include "kernel.h"
+#include "usys.h"
+
+#define PTE_P  1ull
+#define PTE_RW 2ull
+#define PTE_US 4ull
+#define CR0_WP   (1ul << 16)
+#define CR4_SMEP (1ul << 20)
+#define CR4_SMAP (1ul << 21)
+
+extern char __user_start[], __user_end[];
+extern uint64_t pml4[], pdpt[], pd[];
+void x86_user_enter(uintptr_t rip, uintptr_t arg, uintptr_t rsp);
+long x86_usyscall(long nr, long a0, long a1, long a2, uintptr_t caller_sp);
+
+/* The ring-3 program (uprog.c). */
+extern void u_syscall_task(void *cpu);
+extern struct ugs u_ugs[USER_NCPU];
+extern char u_sys_stack[USER_NCPU][USER_SYS_STACK];
+extern struct sys_result u_sysres[USER_NCPU];
+
+_Static_assert(NCPU == USER_NCPU, "the ring-3 program's CPU count");
+
+/* The first 2 MiB (the whole image) in 4 KiB pages, so that the user
+ * pages can be user-accessible and stacks protected one page at a time. */
+static uint64_t pt0[512] __attribute__((aligned(4096)));
+static bool smep;
+
+static bool user_range(uintptr_t lo, uintptr_t hi)
+{
+    return lo >= (uintptr_t)__user_start && hi <= (uintptr_t)__user_end && lo <= hi;
+}
+
+static inline uint64_t read_cr(int n)
+{
+    uint64_t v = 0;
+    if (n == 0)
+        __asm__ volatile("mov %%cr0, %0" : "=r"(v));
+    else if (n == 3)
+        __asm__ volatile("mov %%cr3, %0" : "=r"(v));
+    else
+        __asm__ volatile("mov %%cr4, %0" : "=r"(v));
+    return v;
+}
+
+void x86_user_boot(void)
+{
+    for (uintptr_t i = 0; i < 512; i++) {
+        uintptr_t a = i << 12;
+        pt0[i] = a | PTE_P | PTE_RW;
+        if (user_range(a, a + 4096))
+            pt0[i] |= PTE_US;
+    }
+    pt0[0] = 0;                        /* page 0 absent: NULL faults */
+    /* U/S must be set at every level above a user page; the leaves decide. */
+    pd[0] = (uintptr_t)pt0 | PTE_P | PTE_RW | PTE_US;
+    pdpt[0] |= PTE_US;
+    pml4[0] |= PTE_US;
+    __asm__ volatile("mov %0, %%cr3" : : "r"(read_cr(3)) : "memory");
+}
+
+/* CR0.WP: read-only pages are read-only for ring 0 too.  SMEP: ring 0
+ * never executes a user page.  SMAP: ring 0 touches user pages only
+ * between stac and clac.  Where the CPU offers them (CPUID.7.0:EBX). */
+void x86_user_cpu_init(struct cpu *c)
+{
+    uint32_t a, b, cc, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(cc), "=d"(d) : "a"(7), "c"(0));
+    uint64_t cr4 = read_cr(4);
+    smep = b >> 7 & 1;
+    x86_smap = b >> 20 & 1;
+    if (smep)
+        cr4 |= CR4_SMEP;
+    if (x86_smap)
+        cr4 |= CR4_SMAP;
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4));
+    __asm__ volatile("mov %0, %%cr0" : : "r"(read_cr(0) | CR0_WP));
+    (void)c;
+}
+
+/* --- into ring 3 and back ------------------------------------------------------ */
+
+/* Run fn(arg) in ring 3 on the user stack ending at top, with GS_BASE =
+ * gs, until it makes USYS_EXIT; returns the exit code, interrupts off. */
+static long user_run(void (*fn)(void *), void *arg, char *top, void *gs)
+{
+    struct cpu *c = this_cpu();
+    c->arch.user.gs = gs;
+    if (as_act_capture(&c->arch.user.ret) == 0) {
+        wrmsr(MSR_KERNEL_GS_BASE, (uintptr_t)gs);
+        /* rsp as a call leaves it: 8 below a 16-byte boundary */
+        x86_user_enter((uintptr_t)fn, (uintptr_t)arg, ((uintptr_t)top & ~15ul) - 8);
+    }
+    arch_irq_disable();
+    c = this_cpu();
+    wrmsr(MSR_KERNEL_GS_BASE, (uintptr_t)c);   /* AS_SYSCALL_ENTER's swapgs, from ring 0 */
+    return c->arch.user.exit_code;
+}
+
+static struct cpu *hw_cpu(void)
+{
+    return &cpus[x86_cpu_hw_index()];
+}
+
+static struct {
+    uintptr_t fp, caller_sp;
+} sys_seen[NCPU];
+
+static long sys_probe(struct cpu *c, long slow, uintptr_t caller_sp)
+{
+    long r = PROBE_OK;
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    size_t aux = (size_t)((char *)c->pc.aux_top - (char *)c->pc.aux_lo);
+    if (!as_on_auxstack() || fp - (uintptr_t)c->pc.aux_lo >= aux)
+        r |= PROBE_NOT_AUX;
+    char *us = u_sys_stack[c->idx];
+    if (caller_sp - (uintptr_t)us >= USER_SYS_STACK)
+        r |= PROBE_CALLER_SP;
+    if (c != hw_cpu())
+        r |= PROBE_KERNEL_GS;
+    sys_seen[c->idx].fp = fp;
+    sys_seen[c->idx].caller_sp = caller_sp;
+    if (slow) {
+        unsigned long t = c->ticks;
+        c->arch.user.in_sys = true;
+        arch_irq_enable();
+        for (unsigned long spin = 0; c->ticks == t && spin < 100000000ul; spin++)
+            arch_relax();
+        arch_irq_disable();
+        c->arch.user.in_sys = false;
+        if (c->ticks == t)
+            r |= PROBE_NO_TICK;
+        if (this_cpu() != hw_cpu())
+            r |= PROBE_KERNEL_GS;
+    }
+    return r;
+}
+
+long x86_usyscall(long nr, long a0, long a1, long a2, uintptr_t caller_sp)
+{
+    struct cpu *c = this_cpu();
+    (void)a0;
+    (void)a2;
+    switch (nr) {
+    case USYS_EXIT:
+        c->arch.user.exit_code = a0;
+        as_act_resume(&c->arch.user.ret);
+    case USYS_PROBE:
+        return sys_probe(c, a1, caller_sp);
+    }
+    return -1;
+}
+
+/* Every tick: is GS the kernel's?  (From ring 3 the entry swapped.) */
+bool x86_user_tick(struct arch_frame *f)
+{
+    struct cpu *c = hw_cpu();
+    if (this_cpu() != c)
+        c->arch.user.gs_bad++;
+    if (!(f->cs & 3)) {
+        if (c->arch.user.in_sys)
+            c->arch.user.sys_ticks++;
+        return false;                  /* ktick */
+    }
+    c->ticks++;
+    c->arch.user.user_ticks++;
+    return true;
+}
+
+bool x86_user_fault(struct arch_frame *f)
+{
+    (void)f;
+    return false;
+}
+
+/* --- user_syscall ---------------------------------------------------------------- */
+
+static long sys_rc[NCPU];
+
+static void sys_run_here(void)
+{
+    unsigned i = this_cpu()->idx;
+    user_access_begin();
+    u_ugs[i].self = &u_ugs[i];
+    u_ugs[i].cpu = i;
+    user_access_end();
+    arch_timer_start();
+    sys_rc[i] = user_run(u_syscall_task, (void *)(uintptr_t)i,
+                         u_sys_stack[i] + USER_SYS_STACK, &u_ugs[i]);
+    arch_timer_stop();
+}
+
+static void check_user_syscall(void)
+{
+    x86_timer_period(20000);
+    sys_run_here();
+    krun_on_ap(sys_run_here);
+    bool ok = true;
+    for (unsigned i = 0; i < NCPU; i++) {
+        struct user_cpu *u = &cpus[i].arch.user;
+        user_access_begin();
+        struct sys_result r = u_sysres[i];
+        user_access_end();
+        kprintf("  user_syscall cpu%u: %lu calls from ring 3, %lu waited for a tick in the "
+                "handler (%lu ticks there, %lu in ring 3); handler frame %lx on the aux stack, "
+                "caller sp %lx on a %u-byte user stack; wrong GS: %lu in ring 3, %lu in the kernel; "
+                "problems %lx\n",
+                i, r.calls, r.slow, u->sys_ticks, u->user_ticks, (unsigned long)sys_seen[i].fp,
+                (unsigned long)sys_seen[i].caller_sp, USER_SYS_STACK, r.gs_bad, u->gs_bad,
+                r.bad_bits);
+        ok = ok && sys_rc[i] == 0 && r.calls == USER_SYS_CALLS && r.bad_bits == 0 &&
+             r.gs_bad == 0 && u->gs_bad == 0 && u->sys_ticks >= r.slow && r.slow > 0;
+    }
+    kcheck(ok, "user_syscall");
+}
+
+void arch_user_checks(void)
+{
+    kprintf("  ring 3: SMEP %s, SMAP %s, user pages %p-%p\n", smep ? "on" : "off",
+            x86_smap ? "on" : "off", (void *)__user_start, (void *)__user_end);
+    check_user_syscall();
+}
