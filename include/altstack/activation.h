@@ -40,6 +40,27 @@
  *                                          which ends up = pc (a kernel
  *                                          wanting x16 returns with eret)
  *
+ * User mode (a kernel's user-level scheduler, fed by upcalls).  A kernel
+ * fills FULL records from its exception frames into a pool in user
+ * memory, and a freestanding copy of the library linked into the user
+ * program (its symbols renamed, so that the two copies coexist) resumes
+ * them with as_act_resume, releasing each into the pool as above.  On
+ * aarch64 EL0 that is the staged FULL path of the table: exact but for
+ * x16 = pc, and the AS_ACT_STAGE bytes below the target sp must be
+ * writable by the scheduler (a domain that closes the target's stack
+ * forbids it); a task that needs x16 too is resumed by the kernel (eret).
+ * Two rules follow from the copies being separate:
+ *   - as_act_rollforward and as_act_resume_busy know their own copy's
+ *     resume only.  A kernel whose tick lands in the user copy's
+ *     as_act_resume must not capture it as a task: the simple rule is to
+ *     upcall only for ticks that land in task code and to return straight
+ *     into the scheduler otherwise (upcalls deferred while it runs).
+ *   - EL0 cannot read the ID registers that as_act_pool_init and
+ *     as_act_fpu_size read (they trap unless the kernel emulates them):
+ *     the kernel initialises shared pools with its own copy, and the user
+ *     copy restores NZCV but not DIT, SSBS or TCO, exact on CPUs without
+ *     them.
+ *
  * Pools.  An as_act_pool hands out records lock-free, and async-signal-safely:
  * a signal handler may allocate while the interrupted code, or other threads,
  * allocate or release from the same pool.  Resuming a record that came from

@@ -12,6 +12,8 @@
  *   x86_64        GS_BASE (%gs:)         the per-CPU record (%gs:8)
  *   aarch64       TPIDR_EL1              the per-CPU record; the exception
  *                                        stacks' middle is kept in SP_EL0
+ *                                        while EL1 runs, their trap top in
+ *                                        SP_EL1 while EL0 runs (entry.h)
  *   hosted        x86_64: GS_BASE too    a thread-local
  *                 aarch64: a thread-local
  *
@@ -195,7 +197,9 @@ AS_API const char *as_percpu_gs_method(void);
  * Returns 0, or -AS_EINVAL if buf is NULL or misaligned (16 bytes) or half
  * is not a non-zero multiple of 4096.  Freestanding aarch64 only.
  * Must be called with SPSel = 1 (the EL1h stack selected), as EL1 code
- * normally runs.
+ * normally runs.  A kernel with EL0 tasks enters them through
+ * AS_EL0_EXIT, which leaves SP_EL1 at the trap top for their exceptions;
+ * nothing else needs setting up.
  */
 AS_API int as_el1_stacks_set(void *buf, size_t half);
 #endif

@@ -28,7 +28,6 @@ void secondary_entry(void);
 void arch_boot_bsp(void), arch_boot_ap(void);
 void a64_sync(as_el1_frame *f);
 void a64_irq(as_el1_frame *f);
-__attribute__((noreturn)) void a64_bad(as_el1_frame *f, unsigned long vector);
 
 #define SYSREG_READ(name) ({ uint64_t v_; __asm__ volatile("mrs %0, " #name : "=r"(v_)); v_; })
 #define SYSREG_WRITE(name, v) __asm__ volatile("msr " #name ", %0" : : "r"((uint64_t)(v)) : "memory")
@@ -91,6 +90,7 @@ void arch_irq_disable(void)
 
 void arch_cpu_init(struct cpu *c)
 {
+    arch_mmu_init();                                   /* pages, user pages */
     as_percpu_set(c);                                  /* TPIDR_EL1 = c */
     as_el1_stacks_set(c->arch.exc, AS_EL1_STACK_HALF); /* SP_EL0, aux stack */
     mmio_w(GICD_BASE + GICD_ISENABLER0, 1u << TIMER_INTID);   /* banked per CPU */
@@ -154,8 +154,11 @@ void a64_irq(as_el1_frame *f)
     if (id == TIMER_INTID)
         SYSREG_WRITE(cntv_tval_el0, tick_period);
     mmio_w(GICC_BASE + GICC_EOIR, iar);
-    if (id == TIMER_INTID)
+    if (id == TIMER_INTID) {
         ktick(f);
+        if ((f->pstate & 0x1f) == 0)
+            el0_tick(f);                               /* EL0 was running */
+    }
 }
 
 /* --- synchronous exceptions: svc is the system call ---------------------------- */
@@ -163,6 +166,8 @@ void a64_irq(as_el1_frame *f)
 void a64_sync(as_el1_frame *f)
 {
     uint64_t esr = SYSREG_READ(esr_el1);
+    if (el0_sync(f, esr))
+        return;
     if (esr >> 26 == ESR_EC_SVC64) {
         f->x[0] = (uint64_t)ksyscall((long)f->x[8], (long)f->x[0], (long)f->x[1], f->sp);
         return;                                        /* ELR is past the svc */

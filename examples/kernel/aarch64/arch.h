@@ -16,6 +16,14 @@ struct arch_cpu {
     char exc[2 * AS_EL1_STACK_HALF] __attribute__((aligned(16)));
 };
 
+/* User mode (el0.c): arch_user_checks (kernel.h) runs user_syscall,
+ * user_preempt and isolation at EL0. */
+#define ARCH_USER_MODE 1
+void arch_mmu_init(void);                   /* every CPU: the page map        */
+bool el0_sync(as_el1_frame *f, uint64_t esr); /* svc / aborts of user mode    */
+void el0_tick(as_el1_frame *f);             /* a tick that interrupted EL0    */
+__attribute__((noreturn)) void a64_bad(as_el1_frame *f, unsigned long vector);
+
 static inline unsigned long arch_irq_save(void)
 {
     unsigned long f;

@@ -6,8 +6,9 @@
  *
  * The model (Unikraft's): kernel code and its contexts run at EL1 with
  * SPSel = 1, each on its own stack (SP_EL1).  SP_EL0, which no EL1 code
- * then uses, permanently holds the middle of this CPU's double-size
- * exception stack buffer; TPIDR_EL1 holds the CPU's as_percpu record.
+ * then uses, holds the middle of this CPU's double-size exception stack
+ * buffer whenever EL1 runs (EL0 tasks have it meanwhile: see "EL0 tasks"
+ * below); TPIDR_EL1 holds the CPU's as_percpu record.
  *
  *   buf + 2*half  +----------------------+  trap top: synchronous
  *                 |  trap half           |  exceptions, svc, and the aux
@@ -54,9 +55,39 @@
  * preemptive scheduler).  For `nested` frames the stack pointer field is
  * informational: the exit returns to the handler's own stack.
  *
- * EL0 tasks use SP_EL0 as their stack, so a kernel that has them saves and
- * restores the user's SP_EL0 in its lower-EL vectors and enters those on
- * its own kernel stacks; these macros cover entries from EL1.
+ * EL0 tasks.  An EL0 task's stack is SP_EL0, so while it runs SP_EL0 is
+ * not the middle; instead SP_EL1 holds this CPU's trap top (buf + 2*half),
+ * which AS_EL0_EXIT leaves there.  An exception from EL0 is taken with
+ * SPSel = 1, so its entry (AS_EL0_ENTRY, in the "lower EL, AArch64"
+ * vectors) starts on that top: a trap stays there, an IRQ moves down into
+ * the IRQ half.  It saves the user's SP_EL0 in the frame, puts the middle
+ * back into SP_EL0 and ends with SPSel = 0 on the frame: the handler runs
+ * exactly as after AS_EL1_ENTRY, on the same stacks, with the per-CPU
+ * base in TPIDR_EL1 (EL0 can neither read nor write it), and exceptions it
+ * takes enter through the `nested` path.  A frame built by an EL0 entry
+ * sits where the same kind of EL1h entry puts its own (trap: top - 272;
+ * irq: middle - guard - 272), so the handler may turn one into the other:
+ *
+ *   frame's pstate on exit    leave with
+ *   EL0t (M[4:0] = 0)         AS_EL0_EXIT kind: SP_EL0 = the frame's sp,
+ *                             SP_EL1 = the trap top, eret to EL0
+ *   EL1h                      AS_EL1_EXIT kind: SP_EL1 = the frame's sp,
+ *                             SP_EL0 = the middle, eret to EL1
+ *
+ * so a kernel enters user mode by rewriting a trap frame (its own svc) into
+ * an EL0 one, and gets back by rewriting an EL0 frame into the saved EL1h
+ * one; its vectors test the frame's pstate after the handler:
+ *
+ *   el0_sync:  AS_EL0_ENTRY trap;   bl sync_handler;  b ret_trap
+ *   el0_irq:   AS_EL0_ENTRY irq;    bl irq_handler;   b ret_irq
+ *   ret_trap:  ldr x0, [sp, #AS_EF_PSTATE]; tst x0, #0x1f; b.eq 1f
+ *              AS_EL1_EXIT trap
+ *   1:         AS_EL0_EXIT trap
+ *
+ * The EL0 entry assumes nothing is left on the half it lands on: true as
+ * long as every handler that started on it has ended (a kernel that
+ * blocks inside a handler and runs EL0 meanwhile must move the handler off
+ * the exception stacks first).
  *
  * CFI.  The macros emit none: an entry point is an outermost frame.
  */
@@ -189,6 +220,104 @@
     .if AS_EL1_STACK_GUARD
     add     sp, sp, #AS_EL1_STACK_GUARD
     .endif
+    .endif
+    eret
+.endm
+
+/*
+ * AS_EL0_ENTRY kind - the first instructions of a lower-EL (AArch64) vector
+ * entry.  kind = trap (synchronous, svc) or irq (IRQ, FIQ, SError).
+ *   on entry: SPSel = 1, sp = SP_EL1 = this CPU's trap top (left there by
+ *             AS_EL0_EXIT), SP_EL0 = the user's sp.
+ *   on exit:  as AS_EL1_ENTRY: SPSel = 0, sp = x0 = the frame, every GPR
+ *             saved in it, the user's sp (SP_EL0) in its sp slot, ELR_EL1
+ *             and SPSR_EL1 too, SP_EL0 = the middle again.  x1, x2 hold
+ *             the middle and pstate; x3-x30 are as interrupted.
+ * The middle is computed from sp (the trap top minus half), so nothing is
+ * read from memory the user could reach.
+ */
+.macro AS_EL0_ENTRY kind
+    .ifc \kind, irq
+    sub     sp, sp, #AS_EL1_STACK_HALF
+    .if AS_EL1_STACK_GUARD
+    sub     sp, sp, #AS_EL1_STACK_GUARD
+    .endif
+    .endif
+    sub     sp, sp, #AS_EF_SIZE
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x2, sp_el0
+    stp     x30, x2, [sp, #AS_EF_X30]
+    mrs     x1, elr_el1
+    mrs     x2, spsr_el1
+    stp     x1, x2, [sp, #AS_EF_PC]
+    .ifc \kind, trap
+    add     x1, sp, #AS_EF_SIZE
+    sub     x1, x1, #AS_EL1_STACK_HALF
+    .else
+    add     x1, sp, #AS_EF_SIZE
+    .if AS_EL1_STACK_GUARD
+    add     x1, x1, #AS_EL1_STACK_GUARD
+    .endif
+    .endif
+    msr     sp_el0, x1
+    mov     x0, sp
+    msr     spsel, #0
+    mov     sp, x0
+.endm
+
+/*
+ * AS_EL0_EXIT kind - resume the EL0 state in the frame at sp (SPSel = 0,
+ * kind = the kind of the entry that put the frame there, EL0 or EL1h).
+ * The frame's pstate must be an EL0t one.  SP_EL0 becomes the frame's sp,
+ * SP_EL1 this CPU's trap top (for the next entry from EL0); then eret.
+ * SP_EL0 can only be written with SPSel = 1, so the exit moves to SP_EL1
+ * first, onto the frame itself.
+ */
+.macro AS_EL0_EXIT kind
+    ldp     x0, x1, [sp, #AS_EF_PC]
+    msr     elr_el1, x0
+    msr     spsr_el1, x1
+    mov     x0, sp
+    msr     spsel, #1
+    mov     sp, x0
+    ldr     x1, [sp, #AS_EF_SP]
+    msr     sp_el0, x1
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldr     x30, [sp, #AS_EF_X30]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #AS_EF_SIZE
+    .ifc \kind, irq
+    .if AS_EL1_STACK_GUARD
+    add     sp, sp, #AS_EL1_STACK_GUARD
+    .endif
+    add     sp, sp, #AS_EL1_STACK_HALF
     .endif
     eret
 .endm
