@@ -26,7 +26,7 @@ struct user_cpu {
     bool upcall_on;
     uintptr_t up_entry, up_lo, up_hi;  /* scheduler entry and its stack */
     as_act_pool *up_pool;              /* in user memory               */
-    unsigned long upcalls, up_deferred, up_rolled;
+    unsigned long upcalls, up_deferred, up_rolled, up_starved;
 };
 
 struct tss {

@@ -12,6 +12,10 @@
  *                 call waits, interrupts on, for a timer tick inside the
  *                 handler; every tick checks GS against the LAPIC id; the
  *                 task checks its own GS (%gs:0) after every call
+ *   user_preempt  a ring-3 scheduler (uprog.c) and three ring-3 tasks that
+ *                 never yield: each tick in ring 3 becomes an upcall with
+ *                 a FULL record from a pool in user memory; the scheduler
+ *                 resumes records with its own as_act_resume
  */
 #include "kernel.h"
 #include "usys.h"
@@ -33,6 +37,11 @@ extern void u_syscall_task(void *cpu);
 extern struct ugs u_ugs[USER_NCPU];
 extern char u_sys_stack[USER_NCPU][USER_SYS_STACK];
 extern struct sys_result u_sysres[USER_NCPU];
+extern void u_preempt_main(void *);
+extern char u_sched_stack[8192];
+extern struct pre_result u_preres;
+/* as_act_resume in both copies of the library: the same object code */
+extern const char u_as_act_resume[], u_as__act_resume_end[];
 
 _Static_assert(NCPU == USER_NCPU, "the ring-3 program's CPU count");
 
@@ -151,10 +160,35 @@ static long sys_probe(struct cpu *c, long slow, uintptr_t caller_sp)
     return r;
 }
 
+/* USYS_UPCALL: the scheduler's entry, its stack and the pool, checked to
+ * lie in the user pages (the kernel writes records into that pool). */
+static long sys_upcall(struct cpu *c, const struct usys_upcall *d)
+{
+    struct user_cpu *u = &c->arch.user;
+    if (!d) {
+        u->upcall_on = false;
+        return 0;
+    }
+    if (!user_range((uintptr_t)d, (uintptr_t)(d + 1)))
+        return -1;
+    user_access_begin();
+    struct usys_upcall k = *d;
+    user_access_end();
+    if (!user_range(k.entry, k.entry + 1) || !user_range(k.stack_lo, k.stack_hi) ||
+        k.stack_hi - k.stack_lo < 512 ||
+        !user_range((uintptr_t)k.pool, (uintptr_t)k.pool + sizeof(as_act_pool)))
+        return -1;
+    u->up_entry = k.entry;
+    u->up_lo = k.stack_lo;
+    u->up_hi = k.stack_hi;
+    u->up_pool = k.pool;
+    u->upcall_on = true;
+    return 0;
+}
+
 long x86_usyscall(long nr, long a0, long a1, long a2, uintptr_t caller_sp)
 {
     struct cpu *c = this_cpu();
-    (void)a0;
     (void)a2;
     switch (nr) {
     case USYS_EXIT:
@@ -162,8 +196,55 @@ long x86_usyscall(long nr, long a0, long a1, long a2, uintptr_t caller_sp)
         as_act_resume(&c->arch.user.ret);
     case USYS_PROBE:
         return sys_probe(c, a1, caller_sp);
+    case USYS_UPCALL:
+        return sys_upcall(c, (const struct usys_upcall *)a0);
     }
     return -1;
+}
+
+/*
+ * A tick in ring 3 with upcalls on: unless the scheduler itself runs (its
+ * stack) or the interrupted code is inside the part of as_act_resume that
+ * still reads its record, take a record from the user's pool, fill it
+ * (AS_ACT_FULL) from the interrupt frame, roll it forward if the resume
+ * had already released its own record, and make the iretq enter the
+ * scheduler at its entry, on its stack, with the record as argument.
+ * The ring-3 as_act_resume is the kernel's own object code at another
+ * address (the u_ copy), so its PCs are translated for the library's
+ * as_act_resume_busy and as_act_rollforward, and back.
+ */
+static void upcall(struct user_cpu *u, struct arch_frame *f)
+{
+    uintptr_t ulo = (uintptr_t)u_as_act_resume;
+    uintptr_t delta = (uintptr_t)as_act_resume - ulo;
+    bool in_resume = f->rip - ulo < (uintptr_t)u_as__act_resume_end - ulo;
+    if (f->rsp - u->up_lo < u->up_hi - u->up_lo ||
+        (in_resume && as_act_resume_busy(f->rip + delta))) {
+        u->up_deferred++;              /* the next tick will do */
+        return;
+    }
+    user_access_begin();
+    as_act *a = as_act_alloc(u->up_pool);
+    if (a) {
+        arch_act_save(a, f);
+        if (in_resume) {
+            a->rip += delta;
+            if (as_act_rollforward(a))
+                u->up_rolled++;        /* the resumed task's own state now */
+            else
+                a->rip -= delta;
+        }
+    }
+    user_access_end();
+    if (!a) {
+        u->up_starved++;
+        return;
+    }
+    f->rip = u->up_entry;
+    f->rsp = (u->up_hi & ~15ul) - 8;   /* as a call leaves it */
+    f->rdi = (uintptr_t)a;
+    f->rflags = 0x202;
+    u->upcalls++;
 }
 
 /* Every tick: is GS the kernel's?  (From ring 3 the entry swapped.) */
@@ -179,6 +260,8 @@ bool x86_user_tick(struct arch_frame *f)
     }
     c->ticks++;
     c->arch.user.user_ticks++;
+    if (c->arch.user.upcall_on)
+        upcall(&c->arch.user, f);
     return true;
 }
 
@@ -229,9 +312,43 @@ static void check_user_syscall(void)
     kcheck(ok, "user_syscall");
 }
 
+/* --- user_preempt ---------------------------------------------------------------- */
+
+#ifndef PREEMPT_PERIOD
+#define PREEMPT_PERIOD 3000
+#endif
+
+static void check_user_preempt(void)
+{
+    struct user_cpu *u = &this_cpu()->arch.user;
+    x86_timer_period(PREEMPT_PERIOD);
+    arch_timer_start();
+    long rc = user_run(u_preempt_main, NULL, u_sched_stack + sizeof u_sched_stack, &u_ugs[0]);
+    arch_timer_stop();
+    u->upcall_on = false;
+    user_access_begin();
+    struct pre_result r = u_preres;
+    user_access_end();
+    kprintf("  user_preempt: %lu upcalls (scheduler counted %lu), %lu ticks deferred, %lu records "
+            "rolled forward, %lu without a record; slices per task %lu/%lu/%lu (counter moved in "
+            "%lu/%lu/%lu), counters %lu/%lu/%lu, corrupted %lu/%lu/%lu; pool free %lu of %u at the "
+            "end, wrong during %lu upcalls\n",
+            u->upcalls, r.upcalls, u->up_deferred, u->up_rolled, u->up_starved,
+            r.slices[0], r.slices[1], r.slices[2], r.moved[0], r.moved[1], r.moved[2],
+            r.progress[0], r.progress[1], r.progress[2], r.bad[0], r.bad[1], r.bad[2],
+            r.free_end, USER_NREC, r.free_wrong);
+    bool ok = rc == 0 && r.upcalls >= USER_UPCALLS && u->upcalls == r.upcalls &&
+              r.strays == 0 && r.free_wrong == 0 && r.free_end == USER_NREC;
+    for (unsigned i = 0; i < USER_NTASK; i++)
+        ok = ok && r.bad[i] == 0 && r.slices[i] >= USER_UPCALLS / USER_NTASK / 2 &&
+             2 * r.moved[i] >= r.slices[i];
+    kcheck(ok, "user_preempt");
+}
+
 void arch_user_checks(void)
 {
     kprintf("  ring 3: SMEP %s, SMAP %s, user pages %p-%p\n", smep ? "on" : "off",
             x86_smap ? "on" : "off", (void *)__user_start, (void *)__user_end);
     check_user_syscall();
+    check_user_preempt();
 }

@@ -45,6 +45,23 @@ struct sys_result {
     unsigned long calls, slow, bad_bits, gs_bad;
 };
 
+/* user_preempt: three tasks, upcalls until the scheduler has had this
+ * many, records from a pool of USER_NREC in user memory. */
+#define USER_NTASK     3
+#define USER_NREC      8
+#define USER_UPCALLS   1000
+
+struct pre_result {
+    unsigned long upcalls;             /* the scheduler's own count        */
+    unsigned long slices[USER_NTASK];  /* records of task i it was given   */
+    unsigned long moved[USER_NTASK];   /* ... whose counter had moved on   */
+    unsigned long progress[USER_NTASK], bad[USER_NTASK];
+    unsigned long strays;              /* records of no task               */
+    unsigned long free_wrong;          /* upcalls where the pool's free
+                                          count was not USER_NREC - 3      */
+    unsigned long free_end;            /* after releasing every record     */
+};
+
 /* The ring-3 side of a system call. */
 static inline long usys(long nr, long a0, long a1, long a2)
 {
