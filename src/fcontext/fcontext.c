@@ -25,8 +25,9 @@
  * What is added to the bare switch:
  *
  *   Fresh contexts.  Boost's fn takes only the first transfer, so
- *   make_fcontext hands fc_entry its fn (and its stack) through one round
- *   trip into the new context at creation time; the context then waits,
+ *   make_fcontext hands fc_entry its fn, its stack and the creator's FP control
+ *   (which Boost records in the fresh frame) through one round trip into the
+ *   new context at creation time; the context then waits,
  *   suspended in that switch, for its first jump.  An fn that returns
  *   ends the process with _exit(0), as Boost's assembly does.
  *
@@ -173,10 +174,42 @@ as_transfer fc__ontop_shim(as_ctx from, const struct fc_ontop *p, uint64_t *to_h
     return (as_transfer){ (as_ctx)r.fctx, r.data };
 }
 
+/* FP control, as Boost's make_fcontext records it for a fresh context:
+ * MXCSR and the x87 control word (x86_64), FPCR (aarch64). */
+struct fc_fp {
+#if defined(__x86_64__)
+    uint32_t mxcsr;
+    uint16_t fcw;
+#else
+    uint64_t fpcr;
+#endif
+};
+
+static inline struct fc_fp fc_fp_get(void)
+{
+    struct fc_fp f;
+#if defined(__x86_64__)
+    __asm__ volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(f.mxcsr), "=m"(f.fcw));
+#else
+    __asm__ volatile("mrs %0, fpcr" : "=r"(f.fpcr));
+#endif
+    return f;
+}
+
+static inline void fc_fp_set(const struct fc_fp *f)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("ldmxcsr %0\n\tfldcw %1" : : "m"(f->mxcsr), "m"(f->fcw));
+#else
+    __asm__ volatile("msr fpcr, %0" : : "r"(f->fpcr));
+#endif
+}
+
 /* What make_fcontext hands a fresh context in its first switch. */
 struct fc_start {
     void      (*fn)(transfer_t);
     uint64_t   *hdr;            /* the stack's top header; NULL: no relinking */
+    struct fc_fp fp;            /* the creator's FP control */
 };
 
 static as_transfer fc_entry(as_transfer t)
@@ -186,6 +219,10 @@ static as_transfer fc_entry(as_transfer t)
     /* On our own stack from here: back to make_fcontext, which returns
      * our context; the first jump to it resumes us here, linked. */
     fc__tls.cur = st->hdr;
+    /* The FP control the context starts with is its creator's at this
+     * moment (Boost's make_fcontext records it); the jump below saves it
+     * as this context's own. */
+    fc_fp_set(&st->fp);
     transfer_t first = fc__jump(t.ctx, NULL);
     fn(first);
     _exit(0);                               /* what Boost does */
@@ -242,6 +279,7 @@ fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t))
     struct fc_start st = {
         .fn = fn,
         .hdr = FC_RELINK && (uintptr_t)ctx + AS_SW_SIZE == (uintptr_t)hdr ? hdr : NULL,
+        .fp = fc_fp_get(),
     };
     uint64_t *mine = fc__tls.cur;
     as_transfer t = as_switch(ctx, &st);

@@ -265,3 +265,136 @@ Test(fcontext, a_context_resumed_by_another_thread_links_to_it)
     cr_expect(bt_has("fc_resumer_b") && !bt_has("fc_thread_resumer"));
     free(mem);
 }
+
+/* ---- FP control belongs to each context, as in Boost ----
+ * Boost's jump_fcontext and ontop_fcontext save the jumper's MXCSR and
+ * x87 control word (x86_64) and load the target's; make_fcontext records
+ * the creator's.  Here the same holds for FPCR on aarch64 too.  Only the
+ * control bits count: MXCSR's status flags are caller-saved. */
+#if defined(__x86_64__)
+static uint64_t fp_get(void)
+{
+    uint32_t mxcsr;
+    uint16_t fcw;
+    __asm__ volatile("stmxcsr %0; fnstcw %1" : "=m"(mxcsr), "=m"(fcw));
+    return (uint64_t)fcw << 32 | (mxcsr & 0xffc0);
+}
+static void fp_set(uint64_t v)
+{
+    uint32_t mxcsr = (uint32_t)v;
+    uint16_t fcw = (uint16_t)(v >> 32);
+    __asm__ volatile("ldmxcsr %0; fldcw %1" : : "m"(mxcsr), "m"(fcw));
+}
+# define FP_DEFAULT 0x37f00001f80ull
+# define FP_A       0x77f00003f80ull      /* round down, both units */
+# define FP_B       0xb7f00005f80ull      /* round up */
+# define FP_C       0xf7f00007f80ull      /* toward zero (no FTZ: Valgrind drops it) */
+#else
+static uint64_t fp_get(void)
+{
+    uint64_t v;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(v));
+    return v;
+}
+static void fp_set(uint64_t v)
+{
+    __asm__ volatile("msr fpcr, %0" : : "r"(v));
+}
+# define FP_DEFAULT 0ull
+# define FP_A       0x800000ull           /* RMode: toward -inf */
+# define FP_B       0x400000ull           /* toward +inf */
+# define FP_C       0xc00000ull           /* toward zero */
+#endif
+
+static uint64_t fp_seen[4];
+
+static void fp_fn(transfer_t t)
+{
+    fp_seen[0] = fp_get();                  /* the creator's, at make time */
+    fp_set(FP_B);
+    t = jump_fcontext(t.fctx, NULL);
+    fp_seen[1] = fp_get();                  /* still ours */
+    t = jump_fcontext(t.fctx, NULL);
+    fp_seen[2] = fp_get();                  /* after the ontop function */
+    for (;;)
+        t = jump_fcontext(t.fctx, NULL);
+}
+
+static transfer_t fp_ontop_fn(transfer_t t)
+{
+    fp_seen[3] = fp_get();                  /* runs as the target */
+    fp_set(FP_C);                           /* and keeps the change */
+    return t;
+}
+
+Test(fcontext, fp_control_belongs_to_each_context)
+{
+    uint64_t saved = fp_get();
+    char *mem = new_stack();
+    fp_set(FP_A);
+    fcontext_t c = make_fcontext(mem + STACK, STACK, fp_fn);
+    fp_set(FP_DEFAULT);
+    transfer_t t = jump_fcontext(c, NULL);
+    uint64_t back1 = fp_get();
+    fp_set(FP_A);
+    t = jump_fcontext(t.fctx, NULL);
+    uint64_t back2 = fp_get();
+    t = ontop_fcontext(t.fctx, NULL, fp_ontop_fn);
+    uint64_t back3 = fp_get();
+    fp_set(saved);
+    cr_expect_eq(fp_seen[0], FP_A, "fresh context: %#llx, not the creator's at make time",
+                 (unsigned long long)fp_seen[0]);
+    cr_expect_eq(back1, FP_DEFAULT, "the jumper's own came back as %#llx",
+                 (unsigned long long)back1);
+    cr_expect_eq(fp_seen[1], FP_B, "the context's own came back as %#llx",
+                 (unsigned long long)fp_seen[1]);
+    cr_expect_eq(back2, FP_A, "%#llx", (unsigned long long)back2);
+    cr_expect_eq(fp_seen[3], FP_B, "the ontop function saw %#llx, not the target's",
+                 (unsigned long long)fp_seen[3]);
+    cr_expect_eq(fp_seen[2], FP_C, "%#llx", (unsigned long long)fp_seen[2]);
+    cr_expect_eq(back3, FP_A, "%#llx", (unsigned long long)back3);
+    free(mem);
+}
+
+/* ---- stacks side by side in one allocation (Boost's pooled stacks) ----
+ * Under Valgrind, a switch between two unregistered stacks less than
+ * --max-stackframe apart looks like the stack growing or shrinking, and
+ * memcheck marks the suspended frames in between as gone; with the stacks
+ * registered (make_fcontext, -Dvalgrind=true) it knows they are switches.
+ * The contexts pass a token up the allocation, each straight to the next,
+ * and check their locals after every switch. */
+enum { SIDE_N = 4, SIDE_SZ = STACK / SIDE_N };
+static fcontext_t side_ring[SIDE_N + 1];    /* [SIDE_N]: the test's own */
+
+static void side_fn(transfer_t t)
+{
+    const intptr_t id = (intptr_t)t.data;
+    volatile intptr_t mine[16];
+    for (int i = 0; i < 16; i++)
+        mine[i] = id * 100 + i;
+    t = jump_fcontext(t.fctx, (void *)id);  /* set up: back to the test */
+    for (;;) {
+        side_ring[(intptr_t)t.data] = t.fctx;   /* whoever passed it on */
+        for (int i = 0; i < 16; i++)
+            if (mine[i] != id * 100 + i)    /* a branch on the locals */
+                abort();
+        t = jump_fcontext(side_ring[id + 1], (void *)id);
+    }
+}
+
+Test(fcontext, contexts_on_adjacent_stacks)
+{
+    char *mem = new_stack();
+    for (intptr_t i = 0; i < SIDE_N; i++) {
+        fcontext_t c = make_fcontext(mem + (i + 1) * SIDE_SZ, SIDE_SZ, side_fn);
+        transfer_t t = jump_fcontext(c, (void *)i);
+        cr_assert_eq((intptr_t)t.data, i);
+        side_ring[i] = t.fctx;
+    }
+    for (int round = 0; round < 50; round++) {
+        transfer_t t = jump_fcontext(side_ring[0], (void *)(intptr_t)SIDE_N);
+        cr_assert_eq((intptr_t)t.data, SIDE_N - 1);
+        side_ring[SIDE_N - 1] = t.fctx;
+    }
+    free(mem);
+}
