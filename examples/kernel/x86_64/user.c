@@ -16,6 +16,10 @@
  *                 never yield: each tick in ring 3 becomes an upcall with
  *                 a FULL record from a pool in user memory; the scheduler
  *                 resumes records with its own as_act_resume
+ *   isolation     three ring-3 contexts in domains (as_switch_domain); the
+ *                 library's hook is a system call that edits the stacks'
+ *                 PTEs; probes of ungranted, read-only and revoked stacks
+ *                 page-fault, and the fault handler resumes them
  */
 #include "kernel.h"
 #include "usys.h"
@@ -42,6 +46,10 @@ extern char u_sched_stack[8192];
 extern struct pre_result u_preres;
 /* as_act_resume in both copies of the library: the same object code */
 extern const char u_as_act_resume[], u_as__act_resume_end[];
+extern void u_iso_main(void *);
+extern char u_iso_main_stack[4096];
+extern struct iso_result u_isores;
+extern const char u_probe_read_insn[], u_probe_write_insn[], u_probe_fixup[];
 
 _Static_assert(NCPU == USER_NCPU, "the ring-3 program's CPU count");
 
@@ -186,6 +194,50 @@ static long sys_upcall(struct cpu *c, const struct usys_upcall *d)
     return 0;
 }
 
+/*
+ * USYS_PROT: the domain hook's system call.  Each region's whole pages,
+ * which must be user pages, get the new rights in their PTEs: present or
+ * not, writable or not; each entry that changed is flushed from this
+ * CPU's TLB with invlpg.  (cpu1 runs no ring-3 code meanwhile; a kernel
+ * whose other CPUs run the same address space would shoot their entries
+ * down too.)
+ */
+static struct {
+    unsigned long calls, ptes, flushes;
+} prot_stats;
+
+static long sys_prot(const as_domain_region *ur, long n)
+{
+    as_domain_region r[16];
+    if (n < 0 || n > 16 || !user_range((uintptr_t)ur, (uintptr_t)(ur + n)))
+        return -AS_EINVAL;
+    user_access_begin();
+    memcpy(r, ur, (size_t)n * sizeof r[0]);
+    user_access_end();
+    for (long i = 0; i < n; i++) {
+        uintptr_t lo = ((uintptr_t)r[i].lo + 4095) & ~4095ul, hi = (uintptr_t)r[i].hi & ~4095ul;
+        if (!user_range(lo, hi) || r[i].prot & ~AS_PROT_RW)
+            return -AS_EINVAL;
+    }
+    prot_stats.calls++;
+    for (long i = 0; i < n; i++) {
+        uintptr_t lo = ((uintptr_t)r[i].lo + 4095) & ~4095ul, hi = (uintptr_t)r[i].hi & ~4095ul;
+        uint64_t bits = r[i].prot == AS_PROT_NONE ? 0 :
+                        r[i].prot & AS_PROT_WRITE ? PTE_P | PTE_RW : PTE_P;
+        for (uintptr_t pg = lo; pg < hi; pg += 4096) {
+            uint64_t *pte = &pt0[pg >> 12];
+            uint64_t v = (*pte & ~(PTE_P | PTE_RW)) | bits;
+            if (v == *pte)
+                continue;
+            *pte = v;
+            prot_stats.ptes++;
+            __asm__ volatile("invlpg (%0)" : : "r"(pg) : "memory");
+            prot_stats.flushes++;
+        }
+    }
+    return 0;
+}
+
 long x86_usyscall(long nr, long a0, long a1, long a2, uintptr_t caller_sp)
 {
     struct cpu *c = this_cpu();
@@ -198,6 +250,8 @@ long x86_usyscall(long nr, long a0, long a1, long a2, uintptr_t caller_sp)
         return sys_probe(c, a1, caller_sp);
     case USYS_UPCALL:
         return sys_upcall(c, (const struct usys_upcall *)a0);
+    case USYS_PROT:
+        return sys_prot((const as_domain_region *)a0, a1);
     }
     return -1;
 }
@@ -265,10 +319,23 @@ bool x86_user_tick(struct arch_frame *f)
     return true;
 }
 
+/* A page fault at one of the ring-3 probe instructions: report it, and
+ * resume at the probe's fixup, which returns -1. */
+static unsigned long iso_faults;
+
 bool x86_user_fault(struct arch_frame *f)
 {
-    (void)f;
-    return false;
+    if (f->vector != 14 || !(f->cs & 3) ||
+        (f->rip != (uintptr_t)u_probe_read_insn && f->rip != (uintptr_t)u_probe_write_insn))
+        return false;
+    uintptr_t cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    kprintf("  #PF from ring 3 at %lx: %s %lx, %s\n", (unsigned long)f->rip,
+            f->error & 2 ? "write to" : "read of", (unsigned long)cr2,
+            f->error & 1 ? "read-only page" : "page not present");
+    iso_faults++;
+    f->rip = (uintptr_t)u_probe_fixup;
+    return true;
 }
 
 /* --- user_syscall ---------------------------------------------------------------- */
@@ -345,10 +412,29 @@ static void check_user_preempt(void)
     kcheck(ok, "user_preempt");
 }
 
+/* --- isolation --------------------------------------------------------------------- */
+
+static void check_isolation(void)
+{
+    long rc = user_run(u_iso_main, NULL, u_iso_main_stack + sizeof u_iso_main_stack, &u_ugs[0]);
+    user_access_begin();
+    struct iso_result r = u_isores;
+    user_access_end();
+    kprintf("  isolation: %lu hook calls (%lu system calls), %lu page entries changed, %lu "
+            "invlpg; %lu faults reported (want %u; the probes saw %lu), wrong probes %lx, "
+            "error %ld\n",
+            r.hook_calls, prot_stats.calls, prot_stats.ptes, prot_stats.flushes, iso_faults,
+            ISO_FAULTS_WANT, r.faults, r.wrong, r.err);
+    kcheck(rc == 0 && r.err == 0 && r.wrong == 0 && iso_faults == ISO_FAULTS_WANT &&
+           r.faults == ISO_FAULTS_WANT && r.hook_calls == prot_stats.calls && prot_stats.ptes > 0,
+           "isolation");
+}
+
 void arch_user_checks(void)
 {
     kprintf("  ring 3: SMEP %s, SMAP %s, user pages %p-%p\n", smep ? "on" : "off",
             x86_smap ? "on" : "off", (void *)__user_start, (void *)__user_end);
     check_user_syscall();
     check_user_preempt();
+    check_isolation();
 }

@@ -62,6 +62,30 @@ struct pre_result {
     unsigned long free_end;            /* after releasing every record     */
 };
 
+/* isolation: the probes, in the order uprog.c runs them; a bit of
+ * iso_result.wrong is one that faulted when it should not, or did not
+ * when it should. */
+enum {
+    ISO_OWN_WRITE,          /* A's context writes A                  no fault */
+    ISO_RO_READ,            /* ... reads B, granted read-only        no fault */
+    ISO_RO_WRITE,           /* ... writes B                          fault    */
+    ISO_UNGRANTED_READ,     /* ... reads C, not granted              fault    */
+    ISO_UNGRANTED_WRITE,    /* ... writes C                          fault    */
+    ISO_OTHER_READ,         /* B's context reads A                   fault    */
+    ISO_REVOKED_BEFORE,     /* A reads B after revoking, same entry  no fault */
+    ISO_REVOKED_AFTER,      /* ... after the next entry of A         fault    */
+    ISO_OUTSIDE_READ,       /* outside every domain, A               fault    */
+    ISO_NPROBES
+};
+#define ISO_FAULTS_WANT 6
+
+struct iso_result {
+    long err;                          /* first error of the domain calls */
+    unsigned long wrong;               /* bit i: probe i went wrong       */
+    unsigned long faults;              /* probes that faulted             */
+    unsigned long hook_calls;
+};
+
 /* The ring-3 side of a system call. */
 static inline long usys(long nr, long a0, long a1, long a2)
 {
