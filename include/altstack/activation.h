@@ -49,12 +49,22 @@
  * x16 = pc, and the AS_ACT_STAGE bytes below the target sp must be
  * writable by the scheduler (a domain that closes the target's stack
  * forbids it); a task that needs x16 too is resumed by the kernel (eret).
+ * On x86_64 ring 3 it is the FULL path too, exact with no iretq: the
+ * staged words sit below the target's red zone, which is never written,
+ * and `popfq` at CPL 3 leaves IF and IOPL as they are (1 and 0 for any
+ * user task, so nothing is lost).
  * Two rules follow from the copies being separate:
  *   - as_act_rollforward and as_act_resume_busy know their own copy's
  *     resume only.  A kernel whose tick lands in the user copy's
  *     as_act_resume must not capture it as a task: the simple rule is to
  *     upcall only for ticks that land in task code and to return straight
- *     into the scheduler otherwise (upcalls deferred while it runs).
+ *     into the scheduler otherwise (upcalls deferred while it runs).  A
+ *     kernel that builds both copies from the same object files may
+ *     instead translate: pc - user as_act_resume + its own as_act_resume
+ *     is the same instruction, so as_act_resume_busy of the translated pc
+ *     says whether to defer, and as_act_rollforward of a record whose rip
+ *     was translated finishes the tail (translate rip back if it returns
+ *     0; examples/kernel/x86_64/user.c does this).
  *   - EL0 cannot read the ID registers that as_act_pool_init and
  *     as_act_fpu_size read (they trap unless the kernel emulates them):
  *     the kernel initialises shared pools with its own copy, and the user

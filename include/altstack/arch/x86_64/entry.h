@@ -32,11 +32,15 @@
  *         AS_SYSCALL_RETURN_USER        // sysretq
  *
  * The GS invariant.  as_percpu_set writes the per-CPU base into both
- * GS_BASE and KERNEL_GS_BASE.  At every instruction outside the swapgs
- * window below, KERNEL_GS_BASE holds this CPU's as_percpu record, and
- * GS_BASE holds the caller's GS: the same record in a kernel that never
- * loads a user GS, or the user's value in one that does (which then swaps
- * for its own code exactly as on every other entry from CPL 3).
+ * GS_BASE and KERNEL_GS_BASE.  At every SYSCALL, KERNEL_GS_BASE holds this
+ * CPU's as_percpu record and GS_BASE the caller's GS: the same record in a
+ * kernel that never loads a user GS, or the user's value in one that does
+ * (which then swaps for its own code exactly as on every other entry from
+ * CPL 3).  Such a kernel runs its own code with the two swapped, the
+ * user's GS parked in KERNEL_GS_BASE, so a SYSCALL from CPL 0 is wrong
+ * there; kernel threads that make system calls run with KERNEL_GS_BASE =
+ * the record again (examples/kernel/x86_64 writes it back when it leaves
+ * ring 3 for good).
  *
  * The swapgs window is the three instructions between the two swapgs of
  * AS_SYSCALL_ENTER.  Inside it GS_BASE is the record and KERNEL_GS_BASE the
