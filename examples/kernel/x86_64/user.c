@@ -321,7 +321,7 @@ bool x86_user_tick(struct arch_frame *f)
 
 /* A page fault at one of the ring-3 probe instructions: report it, and
  * resume at the probe's fixup, which returns -1. */
-static unsigned long iso_faults;
+static unsigned long iso_faults, iso_gs_bad;
 
 bool x86_user_fault(struct arch_frame *f)
 {
@@ -330,6 +330,8 @@ bool x86_user_fault(struct arch_frame *f)
         return false;
     uintptr_t cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    if (this_cpu() != hw_cpu())        /* the entry swapped GS (from ring 3) */
+        iso_gs_bad++;
     kprintf("  #PF from ring 3 at %lx: %s %lx, %s\n", (unsigned long)f->rip,
             f->error & 2 ? "write to" : "read of", (unsigned long)cr2,
             f->error & 1 ? "read-only page" : "page not present");
@@ -421,11 +423,11 @@ static void check_isolation(void)
     struct iso_result r = u_isores;
     user_access_end();
     kprintf("  isolation: %lu hook calls (%lu system calls), %lu page entries changed, %lu "
-            "invlpg; %lu faults reported (want %u; the probes saw %lu), wrong probes %lx, "
-            "error %ld\n",
+            "invlpg; %lu faults reported (want %u; the probes saw %lu, wrong GS in %lu), "
+            "wrong probes %lx, error %ld\n",
             r.hook_calls, prot_stats.calls, prot_stats.ptes, prot_stats.flushes, iso_faults,
-            ISO_FAULTS_WANT, r.faults, r.wrong, r.err);
-    kcheck(rc == 0 && r.err == 0 && r.wrong == 0 && iso_faults == ISO_FAULTS_WANT &&
+            ISO_FAULTS_WANT, r.faults, iso_gs_bad, r.wrong, r.err);
+    kcheck(rc == 0 && r.err == 0 && r.wrong == 0 && iso_faults == ISO_FAULTS_WANT && !iso_gs_bad &&
            r.faults == ISO_FAULTS_WANT && r.hook_calls == prot_stats.calls && prot_stats.ptes > 0,
            "isolation");
 }
