@@ -132,10 +132,16 @@ void arch_start_cpu(unsigned idx)
 /* --- timer ------------------------------------------------------------------- */
 
 static uint64_t tick_period;
+static unsigned tick_us = 1000;
+
+void arch_timer_period_us(unsigned us)
+{
+    tick_us = us;
+}
 
 void arch_timer_start(void)
 {
-    tick_period = SYSREG_READ(cntfrq_el0) / 1000;      /* 1 ms */
+    tick_period = SYSREG_READ(cntfrq_el0) * tick_us / 1000000;   /* 1 ms unless set */
     SYSREG_WRITE(cntv_tval_el0, tick_period);
     SYSREG_WRITE(cntv_ctl_el0, 1);                     /* enabled, unmasked */
 }

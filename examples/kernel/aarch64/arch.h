@@ -22,6 +22,7 @@ struct arch_cpu {
 void arch_mmu_init(void);                   /* every CPU: the page map        */
 bool el0_sync(as_el1_frame *f, uint64_t esr); /* svc / aborts of user mode    */
 void el0_tick(as_el1_frame *f);             /* a tick that interrupted EL0    */
+void arch_timer_period_us(unsigned us);     /* for the next arch_timer_start  */
 __attribute__((noreturn)) void a64_bad(as_el1_frame *f, unsigned long vector);
 
 static inline unsigned long arch_irq_save(void)

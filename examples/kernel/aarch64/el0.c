@@ -9,12 +9,12 @@
  *                 with TPIDR_EL1 = the CPU's record; one call opens
  *                 interrupts until a timer tick lands in it; every register
  *                 comes back (eret), timer ticks taken at EL0 meanwhile too
- *   user_preempt  three CPU-bound EL0 tasks that never yield; each tick that
- *                 lands in task code fills a FULL as_act from the user pool
- *                 (AS_EL0_ENTRY's frame + q0-q31, FPSR, FPCR) and enters the
- *                 EL0 scheduler with it, which resumes records with
- *                 as_act_resume (the staged user-mode path) and so gives
- *                 them back to the pool
+ *   user_preempt  three CPU-bound EL0 tasks that never yield; each tick
+ *                 that lands outside the scheduler fills a FULL as_act from
+ *                 the user pool (AS_EL0_ENTRY's frame + q0-q31, FPSR, FPCR,
+ *                 then as_act_rollforward) and enters the EL0 scheduler
+ *                 with it, which resumes records with as_act_resume (the
+ *                 staged user-mode path) and so gives them back to the pool
  *   isolation     EL0 contexts in domains; the domain hook is a system
  *                 call that rewrites the AP bits of the stacks' page-table
  *                 entries (tlbi vale1is + dsb + isb); probes that fault are
@@ -49,6 +49,7 @@
 
 #define ESR_EC_SVC64   0x15
 #define ESR_EC_DABT_LO 0x24
+#define ESR_EC_BRK_LO  0x30             /* hardware breakpoint from EL0 */
 
 extern char __user_text[], __user_data[], __user_end[];
 
@@ -112,9 +113,10 @@ static struct el0_cpu {
     as_el1_frame kframe;
     bool in_user;
     bool upcalls;
-    uintptr_t up_entry, up_stack, task_lo, task_hi;
+    uintptr_t up_entry, up_lo, up_stack;    /* entry, its stack [lo, top) */
     as_act_pool *up_pool;
-    unsigned long user_ticks, upcalls_made, deferred, dropped;
+    unsigned long user_ticks, upcalls_made, deferred, dropped, rolled;
+    unsigned long bp_next, bp_hits, bp_deferred;
     /* user_syscall: what the handler saw */
     unsigned long probes, probe_bad;
     uintptr_t fp_lo, fp_hi, caller_lo, caller_hi;
@@ -164,10 +166,17 @@ static void enter_user(as_el1_frame *f)
     f->pstate = 0;                      /* EL0t, interrupts open */
 }
 
+/* The breakpoint that stands in for a tick (see el0_tick). */
+static void bp_set(uintptr_t pc, bool on);
+static void bp_init(void);
+static void bp_hit(as_el1_frame *f);
+
 static void leave_user(as_el1_frame *f, long r)
 {
     struct el0_cpu *e = me();
     e->in_user = false;
+    if (e->upcalls)
+        bp_set(0, false);
     e->upcalls = false;
     *f = e->kframe;
     f->x[0] = (uint64_t)r;
@@ -225,14 +234,14 @@ static long sys_upcalls(as_el1_frame *f)
 {
     struct el0_cpu *e = me();
     if (!user_range(f->x[2], f->x[2] + sizeof(as_act_pool)) || f->x[0] < (uintptr_t)__user_text ||
-        f->x[0] >= (uintptr_t)__user_data || f->x[3] >= f->x[4] || !user_range(f->x[1], f->x[1]))
+        f->x[0] >= (uintptr_t)__user_data || !user_range(f->x[3], f->x[1]))
         return -AS_EINVAL;
     e->up_entry = f->x[0];
     e->up_stack = f->x[1] & ~15ul;
     e->up_pool = (as_act_pool *)f->x[2];
-    e->task_lo = f->x[3];
-    e->task_hi = f->x[4];
+    e->up_lo = f->x[3];
     e->upcalls = true;
+    bp_init();
     arch_timer_start();
     return 0;
 }
@@ -299,6 +308,10 @@ bool el0_sync(as_el1_frame *f, uint64_t esr)
         user_abort(f, esr);
         return true;
     }
+    if (ec == ESR_EC_BRK_LO) {
+        bp_hit(f);
+        return true;
+    }
     if (ec != ESR_EC_SVC64)
         a64_bad(f, 8);
     long r;
@@ -317,36 +330,97 @@ bool el0_sync(as_el1_frame *f, uint64_t esr)
 /* --- upcalls ------------------------------------------------------------------------- */
 
 /*
- * The timer interrupted EL0 code.  If the scheduler set up upcalls and the
- * tick landed in task code, capture the task into a record from the user
- * pool and enter the scheduler with it.  A tick that lands in the
- * scheduler (its own code or its copy of the library, inside
- * as_act_resume too) returns to it: the scheduler runs with upcalls
- * deferred, so no record is ever taken from inside a resume.
+ * An upcall for the EL0 code interrupted at f (a tick, or a breakpoint
+ * standing in for one).  Unless the scheduler itself runs (sp on its
+ * stack) or the interrupted code is inside the part of the user copy's
+ * as_act_resume that still reads its record, take a record from the user
+ * pool, fill it (AS_ACT_FULL) from the frame, roll it forward if that
+ * resume had already given its own record back, and make the exit enter
+ * the scheduler at its entry, on its stack, with the record in x0 (and
+ * in x1 whether a breakpoint stood in for the tick).  The user copy of as_act_resume is the kernel's own object code (the same
+ * activation.S.o) at another address, so its PCs are translated for
+ * as_act_resume_busy and as_act_rollforward, and back.  Returns false if
+ * it left the frame alone.
  */
-void el0_tick(as_el1_frame *f)
+extern const char u_as_act_resume[], u_as__act_resume_end[];
+static bool upcall(struct el0_cpu *e, as_el1_frame *f, bool from_bp)
 {
-    struct el0_cpu *e = me();
-    e->user_ticks++;
-    if (!e->upcalls)
-        return;
-    if (f->pc < e->task_lo || f->pc >= e->task_hi) {
-        e->deferred++;
-        return;
+    uintptr_t ulo = (uintptr_t)u_as_act_resume;
+    uintptr_t delta = (uintptr_t)as_act_resume - ulo;
+    bool in_resume = f->pc - ulo < (uintptr_t)u_as__act_resume_end - ulo;
+    if (f->sp - e->up_lo <= e->up_stack - e->up_lo ||
+        (in_resume && as_act_resume_busy(f->pc + delta))) {
+        e->deferred++;                  /* the next tick will do */
+        return false;
     }
     as_act *a = as_act_alloc(e->up_pool);
     if (!a) {
         e->dropped++;
-        return;
+        return false;
     }
     arch_act_save(a, f);                /* AS_ACT_FULL, from the frame */
-    as_act_rollforward(a);
+    if (in_resume) {
+        a->pc += delta;
+        if (as_act_rollforward(a))
+            e->rolled++;                /* the resumed task's own state now */
+        else
+            a->pc -= delta;
+    }
     memset(f, 0, sizeof *f);
     f->x[0] = (uintptr_t)a;
+    f->x[1] = from_bp;
     f->sp = e->up_stack;
     f->pc = e->up_entry;
     f->pstate = 0;
     e->upcalls_made++;
+    return true;
+}
+
+/*
+ * Ticks rarely land in the few instructions of the resume's tail, so the
+ * kernel makes them: after each timer upcall it puts a hardware
+ * breakpoint (EL0 only) on the next instruction of the user copy's FULL
+ * tail, from the cbnz after the release to the final ret, and the
+ * scheduler's next resume takes it there, where the breakpoint stands in
+ * for a tick.  Only timer upcalls arm it, so tasks run between them.
+ */
+extern const char u_as__act_fwin[], u_as__act_ftail_end[];
+
+static void bp_set(uintptr_t pc, bool on)
+{
+    __asm__ volatile("msr dbgbvr0_el1, %0\n\t"
+                     "msr dbgbcr0_el1, %1\n\t"
+                     "isb"
+                     : : "r"(pc), "r"(on ? (0xful << 5) | (2ul << 1) | 1 : 0ul) : "memory");
+}
+
+static void bp_init(void)
+{
+    uint64_t mdscr;
+    __asm__ volatile("msr oslar_el1, xzr\n\t"        /* OS lock off */
+                     "mrs %0, mdscr_el1" : "=r"(mdscr));
+    __asm__ volatile("msr mdscr_el1, %0\n\tisb" : : "r"(mdscr | (1ul << 15)) : "memory"); /* MDE */
+    bp_set(0, false);
+}
+
+static void bp_hit(as_el1_frame *f)
+{
+    struct el0_cpu *e = me();
+    bp_set(0, false);
+    e->bp_hits++;
+    if (!e->upcalls || !upcall(e, f, true))
+        e->bp_deferred++;               /* the instruction runs, unwatched */
+}
+
+/* The timer interrupted EL0 code. */
+void el0_tick(as_el1_frame *f)
+{
+    struct el0_cpu *e = me();
+    e->user_ticks++;
+    if (!e->upcalls || !upcall(e, f, false))
+        return;
+    size_t n = (size_t)(u_as__act_ftail_end - u_as__act_fwin) / 4;
+    bp_set((uintptr_t)u_as__act_fwin + 4 * (e->bp_next++ % n), true);
 }
 
 /* --- the checks ------------------------------------------------------------------------- */
@@ -390,6 +464,11 @@ static void check_user_syscall(void)
     kcheck(ok, "user_syscall");
 }
 
+/* A short period, so that ticks also land inside the scheduler's resume. */
+#ifndef UPRE_TICK_US
+#define UPRE_TICK_US 100
+#endif
+
 extern struct upre_task u_upre_tasks[UPRE_TASKS];
 extern struct upre_stat u_upre_stat;
 extern as_act u_upre_recs[UPRE_RECORDS];
@@ -403,14 +482,18 @@ static void check_user_preempt(void)
     bool ok = as_act_pool_init(&u_upre_pool, u_upre_recs, UPRE_RECORDS) == 0;
     /* The kernel's copy initialises the pool: EL0 cannot read the ID
      * registers (activation.h, "User mode"). */
+    arch_timer_period_us(UPRE_TICK_US);
     long r = ok ? user_run(u_upre_main, u_upre_sched_stack + sizeof u_upre_sched_stack, NULL) : -1;
     arch_timer_stop();
+    arch_timer_period_us(1000);
     size_t nfree = as_act_pool_free(&u_upre_pool);
-    kprintf("  user_preempt: exit %ld; %lu upcalls (scheduler counted %lu), %lu ticks deferred "
-            "in the scheduler, %lu dropped; tasks resumed further on %lu/%lu/%lu times "
+    kprintf("  user_preempt: exit %ld; %lu timer upcalls, %lu deferred in the scheduler, "
+            "%lu dropped; %lu breakpoints in the resume's tail: %lu upcalls of rolled-forward "
+            "records, %lu deferred; tasks resumed further on %lu/%lu/%lu times "
             "(counters %lu/%lu/%lu); bad register %lu/%lu/%lu, bad record at upcall %lu, "
             "stray %lu; pool %lu of %u free\n",
-            r, e->upcalls_made, (unsigned long)u_upre_stat.upcalls, e->deferred, e->dropped,
+            r, (unsigned long)u_upre_stat.upcalls, e->deferred, e->dropped, e->bp_hits,
+            e->rolled, e->bp_deferred,
             (unsigned long)u_upre_tasks[0].slices, (unsigned long)u_upre_tasks[1].slices,
             (unsigned long)u_upre_tasks[2].slices, (unsigned long)u_upre_tasks[0].count,
             (unsigned long)u_upre_tasks[1].count, (unsigned long)u_upre_tasks[2].count,
@@ -418,7 +501,8 @@ static void check_user_preempt(void)
             (unsigned long)u_upre_tasks[2].bad, (unsigned long)u_upre_stat.bad_record,
             (unsigned long)u_upre_stat.stray, (unsigned long)nfree, UPRE_RECORDS);
     ok = ok && r == 0 && u_upre_stat.upcalls >= UPRE_UPCALLS &&
-         u_upre_stat.upcalls == e->upcalls_made && !u_upre_stat.bad_record &&
+         u_upre_stat.upcalls + u_upre_stat.bp_upcalls == e->upcalls_made &&
+         e->rolled >= u_upre_stat.bp_upcalls && !u_upre_stat.bad_record &&
          !u_upre_stat.stray && nfree == UPRE_RECORDS;
     for (unsigned i = 0; i < UPRE_TASKS; i++)
         ok = ok && u_upre_tasks[i].slices >= 2 && !u_upre_tasks[i].bad;

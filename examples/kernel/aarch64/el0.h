@@ -17,7 +17,7 @@
 #define USYS_EXIT     0x100   /* x0 = result: back to the kernel that entered EL0 */
 #define USYS_PROBE    0x101   /* x0 + x1; the handler records where it ran          */
 #define USYS_TICK     0x102   /* the handler opens interrupts until a tick lands     */
-#define USYS_UPCALLS  0x103   /* x0 entry, x1 stack top, x2 pool, [x3, x4) task code */
+#define USYS_UPCALLS  0x103   /* x0 entry, [x3, x1) its stack, x2 pool: upcalls on  */
 #define USYS_PROTECT  0x104   /* x0 regions, x1 n: the domain hook (share.h)          */
 #define KSYS_USER     0x1ff   /* from EL1: x0 pc, x1 sp, x2 arg: run EL0 to USYS_EXIT */
 
@@ -41,7 +41,8 @@ struct upre_task {
 
 /* user_preempt: what the scheduler reports. */
 struct upre_stat {
-    uint64_t upcalls;         /* upcalls taken                                    */
+    uint64_t upcalls;         /* upcalls taken on timer ticks                     */
+    uint64_t bp_upcalls;      /* upcalls on the kernel's breakpoints (el0.c)      */
     uint64_t bad_record;      /* a record that did not hold the task's registers  */
     uint64_t stray;           /* a record whose sp is no task's                   */
 };

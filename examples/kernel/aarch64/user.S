@@ -3,8 +3,8 @@
  * examples/kernel/aarch64/user.S - the EL0 code that must say exactly
  * which registers hold what (see el0.h; every symbol here becomes u_<name>):
  *
- *   upre_task      user_preempt's CPU-bound task: every register but x16
- *                  and sp holds a value derived from its base, checked on
+ *   upre_task      user_preempt's CPU-bound task: every register but x16,
+ *                  x17 (scratch) and sp holds a value derived from its base, checked on
  *                  each round, so a lost or mixed-up register, NZCV
  *                  included (a cmp and its branch may be split by a tick),
  *                  is seen
@@ -21,11 +21,13 @@
     .text
 /*
  * void upre_task(void *i) - never returns.
- *   on entry: x0 = i, the task's index.  Register r (x1-x15, x17-x19,
+ *   on entry: x0 = i, the task's index.  Register r (x1-x15, x18, x19,
  *   x21, x23-x30) holds base + r, base = (i + 1) << 40 in x0; v<n> holds
  *   base + 100 + n in d[0] and base + 200 + n in d[1]; x20 = &tasks[i];
- *   x22 counts rounds; x16 is the scratch register (the staged user-mode
- *   resume of a FULL record hands it the pc: activation.h).
+ *   x22 counts rounds; x17 is the scratch register.  x16 is never used:
+ *   the staged user-mode resume of a FULL record hands it the pc
+ *   (activation.h), so a task preempted between writing and reading it
+ *   would see the pc there.
  */
     .globl  upre_task_lo, upre_task_hi, upre_task
     .balign 16
@@ -40,44 +42,44 @@ upre_task:
     lsl     x0, x0, #40
     str     x0, [x20, #8]
     mov     x22, #0
-    .irp r, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,17,18,19,21,23,24,25,26,27,28,29,30
+    .irp r, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,18,19,21,23,24,25,26,27,28,29,30
     add     x\r, x0, #\r
     .endr
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    add     x16, x0, #(100 + \v)
-    fmov    d\v, x16
-    add     x16, x0, #(200 + \v)
-    mov     v\v\().d[1], x16
+    add     x17, x0, #(100 + \v)
+    fmov    d\v, x17
+    add     x17, x0, #(200 + \v)
+    mov     v\v\().d[1], x17
     .endr
 1:  add     x22, x22, #1
     str     x22, [x20]
-    ldr     x16, [x20, #8]
-    cmp     x16, x0
+    ldr     x17, [x20, #8]
+    cmp     x17, x0
     b.eq    2f
-    mov     x16, #1
-    str     x16, [x20, #16]
+    mov     x17, #1
+    str     x17, [x20, #16]
 2:
-    .irp r, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,17,18,19,21,23,24,25,26,27,28,29,30
-    sub     x16, x\r, x0
-    cmp     x16, #\r
+    .irp r, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,18,19,21,23,24,25,26,27,28,29,30
+    sub     x17, x\r, x0
+    cmp     x17, #\r
     b.eq    3f
-    mov     x16, #(\r + 1)
-    str     x16, [x20, #16]
+    mov     x17, #(\r + 1)
+    str     x17, [x20, #16]
 3:
     .endr
     .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    fmov    x16, d\v
-    sub     x16, x16, x0
-    cmp     x16, #(100 + \v)
+    fmov    x17, d\v
+    sub     x17, x17, x0
+    cmp     x17, #(100 + \v)
     b.eq    4f
-    mov     x16, #(100 + \v)
-    str     x16, [x20, #16]
-4:  mov     x16, v\v\().d[1]
-    sub     x16, x16, x0
-    cmp     x16, #(200 + \v)
+    mov     x17, #(100 + \v)
+    str     x17, [x20, #16]
+4:  mov     x17, v\v\().d[1]
+    sub     x17, x17, x0
+    cmp     x17, #(200 + \v)
     b.eq    5f
-    mov     x16, #(200 + \v)
-    str     x16, [x20, #16]
+    mov     x17, #(200 + \v)
+    str     x17, [x20, #16]
 5:
     .endr
     b       1b

@@ -156,7 +156,7 @@ static bool record_ok(const as_act *a, int i)
     if (a->x[0] != base || a->x[20] != (uintptr_t)&upre_tasks[i])
         return false;
     for (int r = 1; r <= 30; r++)
-        if (r != 16 && r != 20 && r != 22 && a->x[r] != base + (uint64_t)r)
+        if (r != 16 && r != 17 && r != 20 && r != 22 && a->x[r] != base + (uint64_t)r)
             return false;
     for (int v = 0; v < 32; v++) {
         uint64_t lo, hi;
@@ -171,18 +171,23 @@ static bool record_ok(const as_act *a, int i)
 /*
  * The upcall: the kernel took `a` from the pool, filled it (AS_ACT_FULL)
  * from its exception frame, and entered here at EL0 on the scheduler's
- * stack.  Queue it, resume the oldest: as_act_resume, the staged
- * user-mode path, gives the record back to the pool before it jumps.
+ * stack (from_bp: a breakpoint in a resume's tail stood in for the tick,
+ * so `a` was rolled forward).  Queue it, resume the oldest: as_act_resume,
+ * the staged user-mode path, gives the record back to the pool before it
+ * jumps.
  */
-__attribute__((noreturn)) void upre_upcall(as_act *a)
+__attribute__((noreturn)) void upre_upcall(as_act *a, long from_bp)
 {
-    upre_stat.upcalls++;
+    if (from_bp)
+        upre_stat.bp_upcalls++;
+    else
+        upre_stat.upcalls++;
     int i = task_of(a);
     if (i < 0) {
         upre_stat.stray++;
     } else {
         if (!record_ok(a, i) && !upre_stat.bad_record)
-            upre_stat.bad_record = upre_stat.upcalls;
+            upre_stat.bad_record = upre_stat.upcalls + upre_stat.bp_upcalls;
         if (a->x[22] > upre_tasks[i].seen) {
             upre_tasks[i].seen = a->x[22];
             upre_tasks[i].slices++;
@@ -214,7 +219,7 @@ void upre_main(void *arg)
         push(a);
     }
     if (usvc(USYS_UPCALLS, (long)upre_upcall, (long)(upre_sched_stack + sizeof upre_sched_stack),
-             (long)&upre_pool, (long)upre_task_lo, (long)upre_task_hi))
+             (long)&upre_pool, (long)upre_sched_stack, 0))
         uexit(-3);
     as_act_resume(pop());
 }
