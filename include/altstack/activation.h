@@ -63,8 +63,10 @@
  *     instead translate: pc - user as_act_resume + its own as_act_resume
  *     is the same instruction, so as_act_resume_busy of the translated pc
  *     says whether to defer, and as_act_rollforward of a record whose rip
- *     was translated finishes the tail (translate rip back if it returns
- *     0; examples/kernel/x86_64/user.c does this).
+ *     (pc) was translated finishes the tail (translate it back if it
+ *     returns 0; examples/kernel/x86_64/user.c and aarch64/el0.c do this,
+ *     and the aarch64 one drives a hardware breakpoint through every
+ *     instruction of the user copy's FULL tail to show it).
  *   - EL0 cannot read the ID registers that as_act_pool_init and
  *     as_act_fpu_size read (they trap unless the kernel emulates them):
  *     the kernel initialises shared pools with its own copy, and the user
