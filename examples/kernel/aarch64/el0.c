@@ -488,12 +488,12 @@ static void check_user_preempt(void)
     arch_timer_period_us(1000);
     size_t nfree = as_act_pool_free(&u_upre_pool);
     kprintf("  user_preempt: exit %ld; %lu timer upcalls, %lu deferred in the scheduler, "
-            "%lu dropped; %lu breakpoints in the resume's tail: %lu upcalls of rolled-forward "
-            "records, %lu deferred; tasks resumed further on %lu/%lu/%lu times "
+            "%lu dropped; %lu breakpoints in the resume's tail: %lu upcalls, %lu deferred; "
+            "%lu records rolled forward; tasks resumed further on %lu/%lu/%lu times "
             "(counters %lu/%lu/%lu); bad register %lu/%lu/%lu, bad record at upcall %lu, "
             "stray %lu; pool %lu of %u free\n",
             r, (unsigned long)u_upre_stat.upcalls, e->deferred, e->dropped, e->bp_hits,
-            e->rolled, e->bp_deferred,
+            (unsigned long)u_upre_stat.bp_upcalls, e->bp_deferred, e->rolled,
             (unsigned long)u_upre_tasks[0].slices, (unsigned long)u_upre_tasks[1].slices,
             (unsigned long)u_upre_tasks[2].slices, (unsigned long)u_upre_tasks[0].count,
             (unsigned long)u_upre_tasks[1].count, (unsigned long)u_upre_tasks[2].count,
