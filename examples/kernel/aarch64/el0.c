@@ -286,6 +286,8 @@ static void user_abort(as_el1_frame *f, uint64_t esr)
     if (f->pc >= (uintptr_t)u_uprobe_lo && f->pc < (uintptr_t)u_uprobe_hi &&
         (esr & 0x3c) == 0x0c) {                     /* DFSC: permission fault */
         me()->faults++;
+        kprintf("  isolation: permission fault, EL0 %s of %lx at pc %lx: resumed\n",
+                esr & (1u << 6) ? "write" : "read", (unsigned long)far, (unsigned long)f->pc);
         f->x[0] = 1;
         f->pc += 4;
         return;
