@@ -384,7 +384,7 @@ static void check_user_syscall(void)
 /* --- user_preempt ---------------------------------------------------------------- */
 
 #ifndef PREEMPT_PERIOD
-#define PREEMPT_PERIOD 3000
+#define PREEMPT_PERIOD 20000
 #endif
 
 static void check_user_preempt(void)

@@ -49,7 +49,7 @@ struct sys_result {
  * many, records from a pool of USER_NREC in user memory. */
 #define USER_NTASK     3
 #define USER_NREC      8
-#define USER_UPCALLS   1000
+#define USER_UPCALLS   300
 
 struct pre_result {
     unsigned long upcalls;             /* the scheduler's own count        */
