@@ -27,6 +27,9 @@ struct user_cpu {
     uintptr_t up_entry, up_lo, up_hi;  /* scheduler entry and its stack */
     as_act_pool *up_pool;              /* in user memory               */
     unsigned long upcalls, up_deferred, up_rolled, up_starved;
+    bool stepping;                     /* single-stepping the scheduler  */
+    unsigned step_k, step_n;
+    unsigned long step_forced;
 };
 
 struct tss {

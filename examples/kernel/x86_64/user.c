@@ -267,21 +267,35 @@ long x86_usyscall(long nr, long a0, long a1, long a2, uintptr_t caller_sp)
  * address (the u_ copy), so its PCs are translated for the library's
  * as_act_resume_busy and as_act_rollforward, and back.
  */
-static void upcall(struct user_cpu *u, struct arch_frame *f)
+#define RFLAGS_TF 0x100
+#define STEP_EVERY 8                   /* every 8th upcall is single-stepped, */
+#define STEP_TAIL  19                  /* once per instruction of the FULL tail */
+
+/* Where f's rip lies in the user copy of as_act_resume: 0 outside it,
+ * 1 in the part that still reads the record, 2 in a tail. */
+static int resume_part(const struct arch_frame *f)
 {
     uintptr_t ulo = (uintptr_t)u_as_act_resume;
-    uintptr_t delta = (uintptr_t)as_act_resume - ulo;
-    bool in_resume = f->rip - ulo < (uintptr_t)u_as__act_resume_end - ulo;
-    if (f->rsp - u->up_lo < u->up_hi - u->up_lo ||
-        (in_resume && as_act_resume_busy(f->rip + delta))) {
+    if (f->rip - ulo >= (uintptr_t)u_as__act_resume_end - ulo)
+        return 0;
+    return as_act_resume_busy(f->rip - ulo + (uintptr_t)as_act_resume) ? 1 : 2;
+}
+
+static void upcall(struct user_cpu *u, struct arch_frame *f)
+{
+    int part = resume_part(f);
+    if (part == 1 || (part == 0 && f->rsp - u->up_lo < u->up_hi - u->up_lo)) {
         u->up_deferred++;              /* the next tick will do */
         return;
     }
+    uintptr_t delta = (uintptr_t)as_act_resume - (uintptr_t)u_as_act_resume;
+    f->rflags &= ~(uint64_t)RFLAGS_TF; /* a stepped resume is preempted for good */
+    u->stepping = false;
     user_access_begin();
     as_act *a = as_act_alloc(u->up_pool);
     if (a) {
         arch_act_save(a, f);
-        if (in_resume) {
+        if (part == 2) {
             a->rip += delta;
             if (as_act_rollforward(a))
                 u->up_rolled++;        /* the resumed task's own state now */
@@ -298,7 +312,14 @@ static void upcall(struct user_cpu *u, struct arch_frame *f)
     f->rsp = (u->up_hi & ~15ul) - 8;   /* as a call leaves it */
     f->rdi = (uintptr_t)a;
     f->rflags = 0x202;
-    u->upcalls++;
+    if (++u->upcalls % STEP_EVERY == 0 && u->step_n < STEP_TAIL) {
+        /* Single-step this run of the scheduler and preempt its resume at
+         * the step_k-th instruction of the tail (x86_user_fault, #DB):
+         * every instruction of it in turn, where a tick rarely lands. */
+        f->rflags |= RFLAGS_TF;
+        u->stepping = true;
+        u->step_k = u->step_n++;
+    }
 }
 
 /* Every tick: is GS the kernel's?  (From ring 3 the entry swapped.) */
@@ -323,8 +344,27 @@ bool x86_user_tick(struct arch_frame *f)
  * resume at the probe's fixup, which returns -1. */
 static unsigned long iso_faults, iso_gs_bad;
 
+/* #DB from ring 3: a step of a scheduler run that upcall() single-steps. */
+static bool user_step(struct arch_frame *f)
+{
+    struct user_cpu *u = &hw_cpu()->arch.user;
+    int part = resume_part(f);
+    if (u->stepping && part == 2 && u->step_k-- == 0) {
+        u->step_forced++;
+        upcall(u, f);                  /* as if a tick had landed here */
+        return true;
+    }
+    if (!u->stepping || (part == 0 && f->rsp - u->up_lo >= u->up_hi - u->up_lo)) {
+        f->rflags &= ~(uint64_t)RFLAGS_TF;   /* the task runs: stop stepping */
+        u->stepping = false;
+    }
+    return true;
+}
+
 bool x86_user_fault(struct arch_frame *f)
 {
+    if (f->vector == 1 && (f->cs & 3))
+        return user_step(f);
     if (f->vector != 14 || !(f->cs & 3) ||
         (f->rip != (uintptr_t)u_probe_read_insn && f->rip != (uintptr_t)u_probe_write_insn))
         return false;
@@ -398,15 +438,17 @@ static void check_user_preempt(void)
     user_access_begin();
     struct pre_result r = u_preres;
     user_access_end();
-    kprintf("  user_preempt: %lu upcalls (scheduler counted %lu), %lu ticks deferred, %lu records "
+    kprintf("  user_preempt: %lu upcalls (scheduler counted %lu, %lu of them forced inside the "
+            "resume's tail by single-stepping), %lu ticks deferred, %lu records "
             "rolled forward, %lu without a record; slices per task %lu/%lu/%lu (counter moved in "
             "%lu/%lu/%lu), counters %lu/%lu/%lu, corrupted %lu/%lu/%lu; pool free %lu of %u at the "
             "end, wrong during %lu upcalls\n",
-            u->upcalls, r.upcalls, u->up_deferred, u->up_rolled, u->up_starved,
+            u->upcalls, r.upcalls, u->step_forced, u->up_deferred, u->up_rolled, u->up_starved,
             r.slices[0], r.slices[1], r.slices[2], r.moved[0], r.moved[1], r.moved[2],
             r.progress[0], r.progress[1], r.progress[2], r.bad[0], r.bad[1], r.bad[2],
             r.free_end, USER_NREC, r.free_wrong);
     bool ok = rc == 0 && r.upcalls >= USER_UPCALLS && u->upcalls == r.upcalls &&
+              u->step_forced > 0 && u->up_rolled >= STEP_TAIL / 2 && u->up_rolled >= u->step_forced &&
               r.strays == 0 && r.free_wrong == 0 && r.free_end == USER_NREC;
     for (unsigned i = 0; i < USER_NTASK; i++)
         ok = ok && r.bad[i] == 0 && r.slices[i] >= USER_UPCALLS / USER_NTASK / 2 &&
