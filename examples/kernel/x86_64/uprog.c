@@ -74,7 +74,7 @@ static as_act recs[USER_NREC] __attribute__((aligned(64)));
 static as_act_pool pool;
 static as_act *runq[USER_NTASK + 1];
 static unsigned rq_head, rq_tail;
-char sched_stack[8192] __attribute__((aligned(16)));
+char sched_stack[USER_SCHED_STACK] __attribute__((aligned(16)));
 static char task_stack[USER_NTASK][8192] __attribute__((aligned(16)));
 static volatile unsigned long progress[USER_NTASK], bad[USER_NTASK];
 static unsigned long last_seen[USER_NTASK];
@@ -312,7 +312,7 @@ __asm__(
 static char iso_a[ISO_STACK] __attribute__((aligned(4096)));
 static char iso_b[ISO_STACK] __attribute__((aligned(4096)));
 static char iso_c[ISO_STACK] __attribute__((aligned(4096)));
-char iso_main_stack[4096] __attribute__((aligned(16)));   /* unmanaged */
+char iso_main_stack[USER_ISO_STACK] __attribute__((aligned(16)));   /* unmanaged */
 static as_stack sa, sb, sc;
 static as_domain da, db, dc;
 static as_ctx iso_cb;

@@ -42,12 +42,12 @@ extern struct ugs u_ugs[USER_NCPU];
 extern char u_sys_stack[USER_NCPU][USER_SYS_STACK];
 extern struct sys_result u_sysres[USER_NCPU];
 extern void u_preempt_main(void *);
-extern char u_sched_stack[8192];
+extern char u_sched_stack[USER_SCHED_STACK];
 extern struct pre_result u_preres;
 /* as_act_resume in both copies of the library: the same object code */
 extern const char u_as_act_resume[], u_as__act_resume_end[];
 extern void u_iso_main(void *);
-extern char u_iso_main_stack[4096];
+extern char u_iso_main_stack[USER_ISO_STACK];
 extern struct iso_result u_isores;
 extern const char u_probe_read_insn[], u_probe_write_insn[], u_probe_fixup[];
 

@@ -50,6 +50,7 @@ struct sys_result {
 #define USER_NTASK     3
 #define USER_NREC      8
 #define USER_UPCALLS   300
+#define USER_SCHED_STACK 8192  /* the scheduler's stack, upcalls start at its top */
 
 struct pre_result {
     unsigned long upcalls;             /* the scheduler's own count        */
@@ -78,6 +79,7 @@ enum {
     ISO_NPROBES
 };
 #define ISO_FAULTS_WANT 6
+#define USER_ISO_STACK  4096   /* the unmanaged stack isolation starts on */
 
 struct iso_result {
     long err;                          /* first error of the domain calls */
