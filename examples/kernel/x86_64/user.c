@@ -19,7 +19,8 @@
  *   isolation     three ring-3 contexts in domains (as_switch_domain); the
  *                 library's hook is a system call that edits the stacks'
  *                 PTEs; probes of ungranted, read-only and revoked stacks
- *                 page-fault, and the fault handler resumes them
+ *                 page-fault on the TSS.RSP0 stack, and the fault handler
+ *                 reports them and resumes the probes
  */
 #include "kernel.h"
 #include "usys.h"
@@ -342,7 +343,7 @@ bool x86_user_tick(struct arch_frame *f)
 
 /* A page fault at one of the ring-3 probe instructions: report it, and
  * resume at the probe's fixup, which returns -1. */
-static unsigned long iso_faults, iso_gs_bad;
+static unsigned long iso_faults, iso_gs_bad, iso_not_rsp0;
 
 /* #DB from ring 3: a step of a scheduler run that upcall() single-steps. */
 static bool user_step(struct arch_frame *f)
@@ -370,8 +371,11 @@ bool x86_user_fault(struct arch_frame *f)
         return false;
     uintptr_t cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-    if (this_cpu() != hw_cpu())        /* the entry swapped GS (from ring 3) */
+    struct cpu *c = hw_cpu();
+    if (this_cpu() != c)               /* the entry swapped GS (from ring 3) */
         iso_gs_bad++;
+    if ((uintptr_t)f - (uintptr_t)c->arch.kstack >= KSTACK_SIZE)
+        iso_not_rsp0++;                /* from ring 3 the CPU takes TSS.RSP0 */
     kprintf("  #PF from ring 3 at %lx: %s %lx, %s\n", (unsigned long)f->rip,
             f->error & 2 ? "write to" : "read of", (unsigned long)cr2,
             f->error & 1 ? "read-only page" : "page not present");
@@ -465,11 +469,12 @@ static void check_isolation(void)
     struct iso_result r = u_isores;
     user_access_end();
     kprintf("  isolation: %lu hook calls (%lu system calls), %lu page entries changed, %lu "
-            "invlpg; %lu faults reported (want %u; the probes saw %lu, wrong GS in %lu), "
-            "wrong probes %lx, error %ld\n",
+            "invlpg; %lu faults reported (want %u; the probes saw %lu, wrong GS in %lu, off "
+            "the RSP0 stack %lu), wrong probes %lx, error %ld\n",
             r.hook_calls, prot_stats.calls, prot_stats.ptes, prot_stats.flushes, iso_faults,
-            ISO_FAULTS_WANT, r.faults, iso_gs_bad, r.wrong, r.err);
+            ISO_FAULTS_WANT, r.faults, iso_gs_bad, iso_not_rsp0, r.wrong, r.err);
     kcheck(rc == 0 && r.err == 0 && r.wrong == 0 && iso_faults == ISO_FAULTS_WANT && !iso_gs_bad &&
+           !iso_not_rsp0 &&
            r.faults == ISO_FAULTS_WANT && r.hook_calls == prot_stats.calls && prot_stats.ptes > 0,
            "isolation");
 }
