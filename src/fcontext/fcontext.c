@@ -16,20 +16,27 @@
  *
  * transfer_t and as_transfer are the same pair of pointers, returned in
  * rax:rdx (System V) or x0:x1 (AAPCS64) and passed in rdi:rsi / x0:x1, so
- * an fcontext_t is an as_ctx and each call is one as_switch /
- * as_switch_ontop plus the bookkeeping below: jump_fcontext and
- * ontop_fcontext are a few instructions of assembly around the switch
- * (src/fcontext/arch/<arch>/fcontext.S), the rest is here.  make_fcontext's sp is the
- * top of the stack, [sp - size, sp) the memory the context may use.
+ * an fcontext_t is an as_ctx, suspended in a switch frame of the
+ * library's layout (src/arch/<arch>/layout.h), and each call is one switch
+ * plus the bookkeeping below.  jump_fcontext and ontop_fcontext are
+ * assembly (src/fcontext/arch/<arch>/fcontext.S): on x86_64 they switch
+ * by themselves (one direct switch each, with MXCSR and the x87 control
+ * word per context, as Boost's); on aarch64, and under AddressSanitizer,
+ * they call as_switch / as_switch_ontop.  make_fcontext's sp is the top of
+ * the stack, [sp - size, sp) the memory the context may use.
  *
  * What is added to the bare switch:
  *
- *   Fresh contexts.  Boost's fn takes only the first transfer, so
- *   make_fcontext hands fc_entry its fn, its stack and the creator's FP control
- *   (which Boost records in the fresh frame) through one round trip into the
- *   new context at creation time; the context then waits,
- *   suspended in that switch, for its first jump.  An fn that returns
- *   ends the process with _exit(0), as Boost's assembly does.
+ *   Fresh contexts.  A context starts with its creator's FP control as
+ *   Boost's make_fcontext records it.  On x86_64 make_fcontext writes a
+ *   fresh frame for libaltstack's trampoline that calls fc__start (the
+ *   assembly) with fn in a callee-saved register, and the stack's header
+ *   below the frame, where the assembly keeps it for a suspended context:
+ *   the first jump into it is its first switch.  Elsewhere it hands
+ *   fc_entry fn, the stack and the FP control through one round trip into
+ *   the new context at creation time; the context then waits, suspended
+ *   in that switch, for its first jump.  An fn that returns ends the
+ *   process with _exit(0), as Boost's assembly does.
  *
  *   Linked unwinding into the resumer.  libaltstack's trampoline links a
  *   fresh context to the first context that switched to it, which for
@@ -41,10 +48,10 @@
  *   context handed to fn, linked before fn runs, unless fn returns
  *   another context to go back to).  Which stack the running code
  *   is on is kept in a thread-local word (NULL on a thread's own stack):
- *   each jump keeps it in a callee-saved register across the switch and
- *   restores it on the way back; when an exception thrown by an ontop
- *   function skips that way back, the shim's cleanup does it (hence
- *   -fexceptions).
+ *   each suspended context keeps its own (x86_64: below its frame; else in
+ *   a callee-saved register across the switch), and the thread's becomes
+ *   the target's at each jump (x86_64: by the jumper; else on arrival)
+ *   and before each ontop function runs.
  *
  *   Valgrind.  With -Dvalgrind=true the stacks adopted here are registered
  *   with Valgrind (VALGRIND_STACK_REGISTER); a stack handed to
@@ -86,6 +93,15 @@ FC_API fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
 # define FC_RELINK 1
 #endif
 
+/* make_fcontext writes the fresh frame itself (x86_64 without ASan) or
+ * does a round trip into fc_entry. */
+#if defined(__x86_64__) && FC_RELINK
+# define FC_DIRECT 1
+# include "arch/frame.h"
+#else
+# define FC_DIRECT 0
+#endif
+
 /* Per thread (layout.h): cur, the top header of the make_fcontext stack
  * the thread runs on (NULL on any other stack).  initial-exec: one %fs- or
  * tpidr_el0-relative access, no __tls_get_addr, in the shared library
@@ -104,7 +120,9 @@ _Static_assert(sizeof(struct fc_ontop) == FC_ONTOP_SIZE, "layout");
 /* In arch/<arch>/fcontext.S. */
 AS_HIDDEN transfer_t fc__jump(fcontext_t to, void *vp);
 AS_HIDDEN transfer_t fc__arrive(uint64_t *mine, as_ctx from, void *data);
-AS_HIDDEN as_transfer fc__ontop_shim(as_ctx from, const struct fc_ontop *p, uint64_t *to_hdr);
+AS_HIDDEN as_transfer fc__ontop_shim(as_ctx from, void *data, transfer_t (*fn)(transfer_t),
+                                     uint64_t *to_hdr);
+AS_HIDDEN as_transfer fc__start(as_transfer first);
 
 /* Link the stack whose header is `mine` to the frame at `from`: from now
  * on an unwinder reaches that frame through the trampoline at the bottom
@@ -132,8 +150,10 @@ transfer_t fc__arrive(uint64_t *mine, as_ctx from, void *data)
 }
 
 /*
- * An ontop function, run by as_switch_ontop on to's stack through
- * fc__ontop_entry, which hands over to's header from its suspended jump.
+ * ontop_fcontext's fn(t = {from, data}), run on to's stack, by
+ * ontop_fcontext itself (x86_64) or by as_switch_ontop through
+ * fc__ontop_entry, which unpacks the packet; to_hdr is to's header, from
+ * its suspended jump (or a fresh frame, x86_64).
  *
  * fn may free the jumping side's stack: Boost's fiber_exit and callcc's
  * context_exit do, from a context that is finishing.  Those pass as data
@@ -145,22 +165,15 @@ transfer_t fc__arrive(uint64_t *mine, as_ctx from, void *data)
  * right here, while the jumper's frame is sure to exist: Boost.Fiber's
  * ontop functions return no context, and the arrival then keeps this link.
  *
- * If fn throws, the exception unwinds into to's suspended jump, whose
- * return path never runs: the cleanup sets the thread's current stack.
+ * fn runs as to, on to's stack: the thread's current stack is to's from
+ * here on, also when fn throws into to's suspended jump, whose return path
+ * then never runs.
  */
 #define FC_RECORD_ROOM 65536
 
-struct fc_guard { uint64_t *to_hdr; int armed; };
-static void fc_thrown(struct fc_guard *g)
+as_transfer fc__ontop_shim(as_ctx from, void *data, transfer_t (*fn)(transfer_t),
+                           uint64_t *to_hdr)
 {
-    if (g->armed)
-        fc__tls.cur = g->to_hdr;
-}
-
-as_transfer fc__ontop_shim(as_ctx from, const struct fc_ontop *p, uint64_t *to_hdr)
-{
-    transfer_t (*fn)(transfer_t) = p->fn;
-    void *data = p->data;
     uint64_t *jumper = fc__tls.cur;
     uintptr_t top = (uintptr_t)jumper + AS_TOP_SIZE;
     int finishing = jumper && (uintptr_t)data >= top && (uintptr_t)data - top < FC_RECORD_ROOM;
@@ -168,9 +181,8 @@ as_transfer fc__ontop_shim(as_ctx from, const struct fc_ontop *p, uint64_t *to_h
         to_hdr = NULL;                      /* ASan: not a header, see fc__ontop_entry */
     const uint64_t *f = finishing ? NULL : (const uint64_t *)from;
     fc_link(to_hdr, f, f ? f[FC_SW_RET / 8] : 0);
-    struct fc_guard g __attribute__((cleanup(fc_thrown))) = { to_hdr, 1 };
+    fc__tls.cur = to_hdr;
     transfer_t r = fn((transfer_t){ from, data });
-    g.armed = 0;
     return (as_transfer){ (as_ctx)r.fctx, r.data };
 }
 
@@ -196,6 +208,7 @@ static inline struct fc_fp fc_fp_get(void)
     return f;
 }
 
+#if !FC_DIRECT
 static inline void fc_fp_set(const struct fc_fp *f)
 {
 #if defined(__x86_64__)
@@ -227,6 +240,7 @@ static as_transfer fc_entry(as_transfer t)
     fn(first);
     _exit(0);                               /* what Boost does */
 }
+#endif
 
 #if defined(AS_VALGRIND) && AS_VALGRIND
 /* Stack ids by stack base, so that a stack adopted again is re-registered
@@ -269,6 +283,22 @@ fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t))
     if (!sp || !fn || size > (uintptr_t)sp ||
         as_stack_init(&s, (char *)sp - size, size) != 0)
         return NULL;
+#if FC_DIRECT
+    as_ctx ctx = as_ctx_make(&s, fc__start);
+    if (!ctx)
+        return NULL;
+    fc_valgrind_adopt(s.lo, s.hi);
+    /* The frame as_ctx_make wrote (src/arch/x86_64/frame.h), right below
+     * the top header: the trampoline calls fc__start, which finds fn in
+     * r13; the header goes below the frame (fcontext.S). */
+    struct as_sw_frame *f = (struct as_sw_frame *)ctx;
+    struct fc_fp fp = fc_fp_get();
+    ((uint64_t *)ctx)[-1] = (uintptr_t)ctx + AS_SW_SIZE;
+    f->r13 = (uintptr_t)fn;
+    f->mxcsr = fp.mxcsr;
+    f->fcw = fp.fcw;
+    return ctx;
+#else
     as_ctx ctx = as_ctx_make(&s, fc_entry);
     if (!ctx)
         return NULL;
@@ -285,4 +315,5 @@ fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t))
     as_transfer t = as_switch(ctx, &st);
     fc__tls.cur = mine;                     /* fc_entry set its own */
     return t.ctx;
+#endif
 }

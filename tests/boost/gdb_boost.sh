@@ -3,7 +3,7 @@
 # tests/boost/gdb_boost.sh GDB PROGRAM LIBALTSTACK-FCONTEXT.so
 # gdb's `bt` inside a Boost fiber.  PROGRAM is linked with Boost only.
 #   with LD_PRELOAD of the library: inside a boost::context::fiber the
-#     backtrace runs through jump_fcontext from src/fcontext/arch/*/fcontext.S
+#     backtrace runs through fc__start from src/fcontext/arch/*/fcontext.S
 #     into gdb_resumer and main; inside a Boost.Fiber fiber it reaches
 #     gdb_joiner and main;
 #   without it (Boost's own assembly, no CFI): it does not reach main,
@@ -25,9 +25,9 @@ check() {  # output, section, regex, what, [!]
     if [ $ok = 1 ]; then echo "ok   $4"; else echo "FAIL $4"; fail=1; fi
 }
 ours=$(run -ex "set environment LD_PRELOAD $lib")
-check "$ours" 1 '#0 +gdb_in_fiber .* in as__trampoline .* in jump_fcontext .*fcontext\.S.* gdb_resumer .* main ' \
-    'LD_PRELOAD: fiber -> trampoline -> jump_fcontext (fcontext.S) -> gdb_resumer -> main'
-check "$ours" 2 '#0 +gdb_in_fibers .* in ontop_fcontext .*fcontext\.S.* gdb_joiner .* main ' \
+check "$ours" 1 '#0 +gdb_in_fiber .* in (fc__start|fc_entry) .*fcontext\.[Sc].* in as__trampoline .* gdb_resumer .* main ' \
+    'LD_PRELOAD: fiber -> fc__start (fcontext.S) -> trampoline -> gdb_resumer -> main'
+check "$ours" 2 '#0 +gdb_in_fibers .* in (fc__start|fc_entry) .*fcontext\.[Sc].* gdb_joiner .* main ' \
     'LD_PRELOAD: Boost.Fiber fiber -> scheduler -> gdb_joiner -> main'
 if printf '%s\n' "$ours" | grep -Eq 'Backtrace stopped|corrupt stack'; then
     echo "FAIL: gdb reported a broken chain"; fail=1

@@ -13,9 +13,10 @@ arriving at that instruction would see.
 
 usage: cfi_step.py GDB PROGRAM [QEMU]
   with QEMU, PROGRAM runs under `QEMU -g PORT` and gdb attaches to it.
-  CFI_STEP_FUNCS="fn:limit,...", CFI_STEP_ENDS="fn,...": other functions
-  to step (and how often to follow each from its entry) and other ends of
-  a chain, for other programs (tests/boost: the fcontext switches).
+  CFI_STEP_FUNCS="fn:limit[:entry],...", CFI_STEP_ENDS="fn,...": other
+  functions to step (how often to follow each from its entry; ":entry":
+  not from after its calls, which never return) and other ends of a
+  chain, for other programs (tests/boost: the fcontext switches).
 The same file is the script gdb runs (it imports gdb there).
 """
 import os
@@ -34,11 +35,13 @@ ENDS = ('_start', 'as__context_start')
 # as_switch, and followed from there.
 LIMIT = {'as_switch': 16, 'as_call_on': 6, 'as__trampoline': 0, 'as_switch_ontop': 2,
          'as_switch_fast': 2, 'as_switch_ontop_fast': 1, 'tail': 4}
+NO_TAIL = ()
 if os.environ.get('CFI_STEP_FUNCS'):
     LIMIT = {'tail': LIMIT['tail']}
     for item in os.environ['CFI_STEP_FUNCS'].split(','):
-        fn, _, n = item.partition(':')
-        LIMIT[fn] = int(n or 1)
+        fn, n, how = (item.split(':') + ['1', ''])[:3]
+        LIMIT[fn] = int(n)
+        NO_TAIL += (fn,) if how == 'entry' else ()
     ASM = tuple(k for k in LIMIT if k != 'tail')
 if os.environ.get('CFI_STEP_ENDS'):
     ENDS = tuple(os.environ['CFI_STEP_ENDS'].split(','))
@@ -68,7 +71,7 @@ def gdb_side():
         # after a call (where it resumes once the callee returns).
         if LIMIT[fn]:
             stops[code[0][0]] = LIMIT[fn]
-        for (addr, text), nxt in zip(code, code[1:]):
+        for (addr, text), nxt in zip(code, code[1:]) if fn not in NO_TAIL else ():
             if text.split()[:1] in (['blr'], ['call'], ['callq']):
                 stops[nxt[0]] = LIMIT['tail']
 

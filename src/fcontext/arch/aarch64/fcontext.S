@@ -102,11 +102,15 @@ AS_FUNC_END(ontop_fcontext)
  * The ontop function as_switch_ontop calls (blr), on to's stack, with to's
  * callee-saved registers:
  *   on entry: x0 = the jumping context, x1 = its packet,
- *             x19 = to's stack header (see the x86_64 file)
- * A tail call: the shim's caller, for unwinders, is as_switch_ontop.
+ *             x19 = to's stack header (to is suspended in jump_fcontext,
+ *             ontop_fcontext or fc_entry's first jump, which all keep it)
+ * A tail call into fc__ontop_shim(from, vp, fn, to's header): the shim's
+ * caller, for unwinders, is as_switch_ontop.
  */
 AS_FUNC_HIDDEN(fc__ontop_entry)
-    mov     x2, x19
+    ldr     x2, [x1, #FC_ONTOP_FN]
+    ldr     x1, [x1, #FC_ONTOP_DATA]
+    mov     x3, x19
     b       fc__ontop_shim
 AS_FUNC_END(fc__ontop_entry)
 
