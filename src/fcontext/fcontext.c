@@ -28,14 +28,14 @@
  * What is added to the bare switch:
  *
  *   Fresh contexts.  A context starts with its creator's FP control as
- *   Boost's make_fcontext records it.  On x86_64 make_fcontext writes a
- *   fresh frame for libaltstack's trampoline that calls fc__start (the
- *   assembly) with fn in a callee-saved register, and the stack's header
- *   below the frame, where the assembly keeps it for a suspended context:
- *   the first jump into it is its first switch.  Elsewhere it hands
- *   fc_entry fn, the stack and the FP control through one round trip into
- *   the new context at creation time; the context then waits, suspended
- *   in that switch, for its first jump.  An fn that returns ends the
+ *   Boost's make_fcontext records it.  make_fcontext writes a fresh frame
+ *   for libaltstack's trampoline that calls fc__start (the assembly) with
+ *   fn in a callee-saved register, and the stack's header where the
+ *   assembly keeps it for a suspended context (x86_64: below the frame;
+ *   aarch64: x20): the first jump into it is its first switch.  Under
+ *   ASan it hands fc_entry fn, the stack and the FP control through one
+ *   round trip into the new context at creation time; the context then
+ *   waits, suspended in that switch, for its first jump.  An fn that returns ends the
  *   process with _exit(0), as Boost's assembly does.
  *
  *   Linked unwinding into the resumer.  libaltstack's trampoline links a
@@ -93,9 +93,9 @@ FC_API fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
 # define FC_RELINK 1
 #endif
 
-/* make_fcontext writes the fresh frame itself (x86_64 without ASan) or
- * does a round trip into fc_entry. */
-#if defined(__x86_64__) && FC_RELINK
+/* make_fcontext writes the fresh frame itself, or (ASan) does a round
+ * trip into fc_entry. */
+#if FC_RELINK
 # define FC_DIRECT 1
 # include "arch/frame.h"
 #else
@@ -288,15 +288,22 @@ fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t))
     if (!ctx)
         return NULL;
     fc_valgrind_adopt(s.lo, s.hi);
-    /* The frame as_ctx_make wrote (src/arch/x86_64/frame.h), right below
-     * the top header: the trampoline calls fc__start, which finds fn in
-     * r13; the header goes below the frame (fcontext.S). */
+    /* The frame as_ctx_make wrote (src/arch/<arch>/frame.h), right below
+     * the top header: the trampoline calls fc__start, which finds fn and
+     * the header where fcontext.S says. */
     struct as_sw_frame *f = (struct as_sw_frame *)ctx;
     struct fc_fp fp = fc_fp_get();
-    ((uint64_t *)ctx)[-1] = (uintptr_t)ctx + AS_SW_SIZE;
+    uintptr_t hdr = (uintptr_t)ctx + AS_SW_SIZE;
+#if defined(__x86_64__)
+    ((uint64_t *)ctx)[-1] = hdr;
     f->r13 = (uintptr_t)fn;
     f->mxcsr = fp.mxcsr;
     f->fcw = fp.fcw;
+#else
+    f->x20 = hdr;
+    f->x21 = (uintptr_t)fn;
+    f->fpcr = fp.fpcr;
+#endif
     return ctx;
 #else
     as_ctx ctx = as_ctx_make(&s, fc_entry);
