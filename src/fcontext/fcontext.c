@@ -153,7 +153,7 @@ transfer_t fc__arrive(uint64_t *mine, as_ctx from, void *data)
  * ontop_fcontext's fn(t = {from, data}), run on to's stack, by
  * ontop_fcontext itself (x86_64) or by as_switch_ontop through
  * fc__ontop_entry, which unpacks the packet; to_hdr is to's header, from
- * its suspended jump (or a fresh frame, x86_64).
+ * its suspended jump or from the fresh frame make_fcontext wrote.
  *
  * fn may free the jumping side's stack: Boost's fiber_exit and callcc's
  * context_exit do, from a context that is finishing.  Those pass as data

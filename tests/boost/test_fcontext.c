@@ -398,3 +398,42 @@ Test(fcontext, contexts_on_adjacent_stacks)
     }
     free(mem);
 }
+
+/* ---- ontop into a context that never ran ----
+ * fn runs on the fresh stack first, and its result is the transfer the
+ * context's own fn starts with.  (Boost's own assembly hands that fn
+ * whatever argument registers the ontop function left; Boost's fiber and
+ * callcc never go ontop into a context that has not run.) */
+static char *fresh_lo, *fresh_hi;
+static int fresh_fn_on_stack;
+static transfer_t fresh_first;
+
+static transfer_t fresh_ontop(transfer_t t)
+{
+    char here;
+    fresh_fn_on_stack = &here > fresh_lo && &here < fresh_hi;
+    return (transfer_t){ t.fctx, (void *)((intptr_t)t.data * 2) };
+}
+
+static void fresh_fn(transfer_t t)
+{
+    fresh_first = t;
+    for (;;)
+        t = jump_fcontext(t.fctx, (void *)((intptr_t)t.data + 1));
+}
+
+Test(fcontext, ontop_into_a_fresh_context)
+{
+    char *mem = new_stack();
+    fresh_lo = mem;
+    fresh_hi = mem + STACK;
+    fcontext_t c = make_fcontext(mem + STACK, STACK, fresh_fn);
+    transfer_t t = ontop_fcontext(c, (void *)21, fresh_ontop);
+    cr_expect(fresh_fn_on_stack, "the ontop function did not run on the fresh stack");
+    cr_expect_eq((intptr_t)fresh_first.data, 42, "fn started with %ld",
+                 (long)(intptr_t)fresh_first.data);
+    cr_expect_eq((intptr_t)t.data, 43);
+    t = jump_fcontext(t.fctx, (void *)1);
+    cr_expect_eq((intptr_t)t.data, 2);
+    free(mem);
+}

@@ -175,8 +175,9 @@ AS_FUNC_END(jump_fcontext)
  * so the shim's caller is this function and the caller of that is the
  * code that called to's switch: an unwinder, or a C++ exception leaving
  * fn, goes from fn straight there.  A fresh `to` (its return address the
- * trampoline's) gets fn's result as its first transfer, as Boost's
- * ontop_fcontext gives it.
+ * trampoline's) gets fn's result as its first transfer (Boost's assembly
+ * leaves it what fn left in rdi, rsi; Boost's fiber and callcc never go
+ * ontop into a context that has not run).
  */
 AS_FUNC_BEGIN(ontop_fcontext)
     FC_SAVE
