@@ -15,6 +15,13 @@
  *                 paciasp in its frame record) is overwritten with the
  *                 address of `escaped`: autiasp must poison it, so the ret
  *                 faults (SIGSEGV; SIGILL where FEAT_FPAC traps at autiasp).
+ *                 A forged address passes when the code autiasp computes
+ *                 for it is all zeros: Linux leaves user code addresses 7
+ *                 PAC bits (54:48, with 48-bit addresses), so one forgery
+ *                 in 128 gets through (3 runs in 300 here).  So `escaped`
+ *                 forges again, each time from a lower sp (another
+ *                 modifier), and only PAC_TRIES forgeries accepted in a row
+ *                 count as not enforced (1 in 2^56 by chance).
  *
  * If the bad branch or the forged return goes through, the program prints
  * "NOT ENFORCED" and exits 0, which scripts/test-cpus counts as a failure;
@@ -55,9 +62,17 @@ __asm__(".text\n"
         "    ret\n"
         ".size bad, .-bad\n");
 
+enum { PAC_TRIES = 8 };
+static volatile int escapes;
+static void forge_again(void);
+
 static __attribute__((noreturn, noinline, used)) void escaped(void)
 {
-    say("pac: NOT ENFORCED (a forged return address was accepted)\n");
+    if (++escapes < PAC_TRIES) {
+        say("pac: a forged return address got through (1 in 128 by chance); again\n");
+        forge_again();                  /* never returns */
+    }
+    say("pac: NOT ENFORCED (8 forged return addresses in a row were accepted)\n");
     fs_exit(0);
     __builtin_unreachable();
 }
@@ -76,6 +91,17 @@ static __attribute__((noinline)) void forge(void)
     __asm__ volatile("" ::: "memory");
     frame[1] = (uintptr_t)escaped;
     __asm__ volatile("" ::: "memory");
+}
+
+/* forge() again, below this frame: escaped() runs on the sp forge()'s
+ * caller had, so each try signs with a lower sp than the one before. */
+static __attribute__((noinline)) void forge_again(void)
+{
+    char pad[32];
+    __asm__ volatile("" : : "r"(pad) : "memory");     /* a frame below */
+    forge();
+    say("pac: forge() returned normally (frame layout unexpected)\n");
+    fs_exit(3);
 }
 
 static int fs_main(void)
