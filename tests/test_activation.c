@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* tests/test_activation.c - as_act capture/resume, fresh records, pools,
- * signal-frame interop and the roll-forward of interrupted resumes. */
+ * signal-frame interop and the roll-forward of interrupted resumes.  The
+ * signal storms' counts are divided by AS_TEST_SCALE (default 1; see
+ * tests/scale.h). */
 #include <criterion/criterion.h>
 #include <altstack.h>
 #include <pthread.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "act_probe.h"
+#include "scale.h"
 
 struct act_probe act_probe;
 
@@ -287,7 +290,7 @@ Test(activation, pool_concurrent_with_signal_handlers)
     pthread_t th[CTHREADS];
     for (int i = 0; i < CTHREADS; i++)
         pthread_create(&th[i], NULL, cworker, NULL);
-    for (int k = 0; k < 20000; k++)
+    for (long k = 0; k < test_scaled(20000, 1); k++)
         pthread_kill(th[k % CTHREADS], SIGUSR1);
     atomic_store(&cstop, 1);
     for (int i = 0; i < CTHREADS; i++)
@@ -378,7 +381,7 @@ static uint64_t run_full_probe(uint64_t seed, int want, int staged)
 
 Test(activation, full_record_restores_every_register)
 {
-    act_probe_check(run_full_probe(7, 2000, 0));
+    act_probe_check(run_full_probe(7, (int)test_scaled(2000, 1), 0));
 }
 
 #if defined(__x86_64__)
@@ -716,7 +719,7 @@ Test(activation, records_work_where_the_xsave_area_is_larger, .fini = big_fini)
     cr_assert_eq(as_act_fpu_mask(), real, "the record holds what it held, no tiles: %#lx",
                  (unsigned long)as_act_fpu_mask());
     /* Pools and full records work all the same: every register survives. */
-    act_probe_check(run_full_probe(11, 300, 0));
+    act_probe_check(run_full_probe(11, (int)test_scaled(300, 1), 0));
 }
 #endif
 
@@ -773,7 +776,7 @@ Test(activation, capture_full_keeps_vector_registers)
  * driven here from a signal handler like the hosted path above. */
 Test(activation, staged_full_resume_keeps_all_but_x16)
 {
-    uint64_t ret = run_full_probe(9, 500, 1);
+    uint64_t ret = run_full_probe(9, (int)test_scaled(500, 1), 1);
     act_probe.gout[16] = act_probe.gpr[16];     /* x16 carries the pc */
     act_probe_check(ret);
 }

@@ -26,12 +26,11 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include "scale.h"
 
 static long scale(void)
 {
-    const char *e = getenv("AS_TEST_SCALE");
-    long s = e ? atol(e) : (AS_ARCH_AARCH64 ? 4 : 1);
-    return s > 0 ? s : 1;
+    return test_scale(AS_ARCH_AARCH64 ? 4 : 1);
 }
 
 static uint64_t now_ns(void)

@@ -5,8 +5,9 @@
  * thread-locals), server mode, nesting, slots, bad arguments.
  *
  * Every count is exact.  Under qemu-user (aarch64 cross runs) the number of
- * critical sections per thread is divided by AS_TEST_SCALE (default 10 on
- * aarch64 builds, 1 elsewhere); the thread count stays 8.
+ * critical sections per thread, and of nested chains, is divided by
+ * AS_TEST_SCALE (default 10 on aarch64 builds, 1 elsewhere; tests/scale.h);
+ * the thread count stays 8.
  */
 #include <criterion/criterion.h>
 #include <altstack.h>
@@ -16,14 +17,13 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "scale.h"
 
 #define NTHREADS 8
 
 static long iters(void)
 {
-    const char *e = getenv("AS_TEST_SCALE");
-    long scale = e ? atol(e) : (AS_ARCH_AARCH64 ? 10 : 1);
-    return 100000 / (scale > 0 ? scale : 1);
+    return test_scaled(100000, AS_ARCH_AARCH64 ? 10 : 1);
 }
 
 static long gettid_raw(void)
@@ -611,6 +611,12 @@ static struct { as_dlock l[DEEP]; struct server s[DEEP]; long depth_max, inner; 
 
 static void *deep_cs(void *p);
 
+/* 50 chains per thread, divided by AS_TEST_SCALE only where it is set. */
+static long deep_rounds(void)
+{
+    return test_scaled(50, 1);
+}
+
 /* Take lock d, then d + 1 inside: transparent, so every level waits under
  * the first client's identity (a closure runs under the server's and
  * would start again from its level 0), and the last one as a closure. */
@@ -640,7 +646,7 @@ static void *deep_cs(void *p)
 static void *deep_thread(void *p)
 {
     (void)p;
-    for (int i = 0; i < 50; i++)
+    for (long i = 0; i < deep_rounds(); i++)
         deep_take(0);
     return NULL;
 }
@@ -663,7 +669,7 @@ Test(dlock, nesting_server_past_nest_levels, .timeout = 30)
     for (int d = 0; d < DEEP; d++)
         server_stop(&deep.s[d]);
     cr_assert_eq(deep.depth_max, DEEP - 1);
-    cr_assert_eq(deep.inner, 2 * 50, "every nested chain reached the bottom");
+    cr_assert_eq(deep.inner, 2 * deep_rounds(), "every nested chain reached the bottom");
 }
 
 /* ---- what a transparent section sees: CPU, thread id, rseq ---------------- */

@@ -12,11 +12,15 @@
 #include <time.h>
 #include <unistd.h>
 #include "act_probe.h"
+#include "scale.h"
 
 struct act_probe act_probe;
 
 /* qemu-user delivers signals far more slowly: keep the counts lower there
- * (aarch64 runs only under qemu here), still thousands. */
+ * (aarch64 runs only under qemu here), still thousands.  MANY can be set
+ * with AS_TEST_PREEMPT_MANY, and FIDELITY is divided by AS_TEST_SCALE
+ * (default 1; tests/scale.h), as in the full-system guests of
+ * scripts/test-cpus. */
 #if defined(__x86_64__)
 # define MANY 100000
 # define FIDELITY 5000
@@ -139,7 +143,7 @@ Test(preempt, every_register_survives_preemption, .init = setup, .fini = teardow
 {
     act_probe_fill(11);
     upcalls = 0;
-    want = FIDELITY;
+    want = (uint64_t)test_scaled(FIDELITY, 1);
     as_preempt_cfg c = cfg_for(fidelity_upcall, 200);
     cr_assert_eq(as_preempt_start(&c), 0);
     pthread_t self = pthread_self();
@@ -148,7 +152,7 @@ Test(preempt, every_register_survives_preemption, .init = setup, .fini = teardow
     kick_end(k);
     as_preempt_stop();
 
-    cr_assert_geq(upcalls, FIDELITY);
+    cr_assert_geq(upcalls, want);
     cr_assert_eq(upcall_bad, 0, "upcalls off their stack or with a non-FULL record");
     act_probe_check(ret);
     cr_assert_eq(as_act_pool_free(&pool), NREC, "no record leaked");
@@ -171,14 +175,15 @@ Test(preempt, no_leak_after_many_preemptions, .init = setup, .fini = teardown)
     pthread_t self = pthread_self();
     pthread_t k = kick_start(&self);
     volatile uint64_t spin = 0;
-    while (upcalls < MANY)
+    uint64_t many = (uint64_t)test_env_count("AS_TEST_PREEMPT_MANY", MANY);
+    while (upcalls < many)
         spin++;
     kick_end(k);
     as_preempt_stop();
-    cr_assert_geq(upcalls, MANY);
+    cr_assert_geq(upcalls, many);
     cr_assert_eq(as_act_pool_free(&pool), NREC, "every record is back");
     as_preempt_stats st = as_preempt_get_stats();
-    cr_assert_geq(st.upcalls, MANY);
+    cr_assert_geq(st.upcalls, many);
     cr_assert_geq(st.ticks, st.upcalls);
 }
 
