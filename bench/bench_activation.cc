@@ -6,6 +6,13 @@
 //       altstack     as_act_capture + as_act_resume (a CALL record)
 //       getcontext   glibc getcontext + setcontext
 //       sigsetjmp    sigsetjmp(env, 1) + siglongjmp (saves the mask too)
+//       floor        the least a capture and resume of a call must do:
+//                    store the callee-saved registers, rsp and the return
+//                    address, load them back and jump (written below, no
+//                    FP control, no pool).  Like every resume it is a call
+//                    that never returns, so the return after the capture
+//                    point is mispredicted: that, not the work, is most of
+//                    the time on CPUs with a return stack buffer.
 //   act_full_resume/<impl>     resume a record captured from a signal frame,
 //                              with the whole XSAVE state (AVX-512 dirtied
 //                              where the CPU has it), back into a loop:
@@ -81,6 +88,64 @@ static void BM_capture_resume_as(benchmark::State &st)
         as_round_trip(&g_act);
 }
 BENCHMARK(BM_capture_resume_as)->Name("act_capture_resume/altstack");
+
+// The floor (x86_64, aarch64): an as_act-sized buffer, callee-saved
+// registers, sp and the return address in it.
+extern "C" int bench_floor_capture(void *buf);
+extern "C" __attribute__((noreturn)) void bench_floor_resume(void *buf);
+#if defined(__x86_64__)
+__asm__(".text\n.globl bench_floor_capture\n.type bench_floor_capture,@function\n"
+        ".p2align 4\nbench_floor_capture:\n"
+        "  endbr64\n"
+        "  movq (%rsp), %rax\n  leaq 8(%rsp), %rcx\n"
+        "  movq %rbx, 0(%rdi)\n  movq %rbp, 8(%rdi)\n  movq %r12, 16(%rdi)\n"
+        "  movq %r13, 24(%rdi)\n  movq %r14, 32(%rdi)\n  movq %r15, 40(%rdi)\n"
+        "  movq %rax, 48(%rdi)\n  movq %rcx, 56(%rdi)\n"
+        "  xorl %eax, %eax\n  ret\n"
+        ".size bench_floor_capture, .-bench_floor_capture\n"
+        ".globl bench_floor_resume\n.type bench_floor_resume,@function\n"
+        ".p2align 4\nbench_floor_resume:\n"
+        "  endbr64\n"
+        "  movq 0(%rdi), %rbx\n  movq 8(%rdi), %rbp\n  movq 16(%rdi), %r12\n"
+        "  movq 24(%rdi), %r13\n  movq 32(%rdi), %r14\n  movq 40(%rdi), %r15\n"
+        "  movq 48(%rdi), %rdx\n  movq 56(%rdi), %rsp\n"
+        "  movl $1, %eax\n  notrack jmp *%rdx\n"
+        ".size bench_floor_resume, .-bench_floor_resume\n");
+#elif defined(__aarch64__)
+__asm__(".text\n.globl bench_floor_capture\n.type bench_floor_capture,%function\n"
+        ".p2align 4\nbench_floor_capture:\n"
+        "  bti c\n"
+        "  stp x19, x20, [x0, #0]\n  stp x21, x22, [x0, #16]\n  stp x23, x24, [x0, #32]\n"
+        "  stp x25, x26, [x0, #48]\n  stp x27, x28, [x0, #64]\n  stp x29, x30, [x0, #80]\n"
+        "  mov x1, sp\n  str x1, [x0, #96]\n"
+        "  stp d8, d9, [x0, #112]\n  stp d10, d11, [x0, #128]\n"
+        "  stp d12, d13, [x0, #144]\n  stp d14, d15, [x0, #160]\n"
+        "  mov w0, #0\n  ret\n"
+        ".size bench_floor_capture, .-bench_floor_capture\n"
+        ".globl bench_floor_resume\n.type bench_floor_resume,%function\n"
+        ".p2align 4\nbench_floor_resume:\n"
+        "  bti c\n"
+        "  ldp x19, x20, [x0, #0]\n  ldp x21, x22, [x0, #16]\n  ldp x23, x24, [x0, #32]\n"
+        "  ldp x25, x26, [x0, #48]\n  ldp x27, x28, [x0, #64]\n  ldp x29, x30, [x0, #80]\n"
+        "  ldr x1, [x0, #96]\n  mov sp, x1\n"
+        "  ldp d8, d9, [x0, #112]\n  ldp d10, d11, [x0, #128]\n"
+        "  ldp d12, d13, [x0, #144]\n  ldp d14, d15, [x0, #160]\n"
+        "  mov w0, #1\n  ret\n"
+        ".size bench_floor_resume, .-bench_floor_resume\n");
+#endif
+
+static NOINLINE void floor_round_trip(void *buf)
+{
+    if (bench_floor_capture(buf) == 0)
+        bench_floor_resume(buf);
+}
+
+static void BM_capture_resume_floor(benchmark::State &st)
+{
+    for (auto _ : st)
+        floor_round_trip(&g_act);
+}
+BENCHMARK(BM_capture_resume_floor)->Name("act_capture_resume/floor");
 
 static NOINLINE void uc_round_trip(ucontext_t *uc)
 {

@@ -15,9 +15,13 @@
 // Peers: the floor (callee-saved GPRs only: push/pop + jmp, written below,
 // the least a switch must do), Boost.Context's jump_fcontext
 // (libboost-context-dev) and glibc's swapcontext.
+// Every switch benchmark starts with the FP exception flags clear, the
+// state the earlier benchmarks' arithmetic would otherwise leave to
+// chance (reloading MXCSR costs more on some CPUs with a flag set).
 #include <benchmark/benchmark.h>
 #include <boost/context/detail/fcontext.hpp>
 #include <ucontext.h>
+#include <cfenv>
 #include <cstdint>
 #include <cstdlib>
 
@@ -71,6 +75,7 @@ static void BM_as_switch(benchmark::State &st)
     }
     as_stack s = bench_stack();
     as_transfer t{as_ctx_make(&s, as_peer<SW, D>), (void *)1};
+    std::feclearexcept(FE_ALL_EXCEPT);
     for (auto _ : st) {
         t.data = (void *)1;
         t = as_chain<SW, D>::a(t);
@@ -161,6 +166,7 @@ template <int D> static void BM_boost_switch(benchmark::State &st)
 {
     as_stack s = bench_stack();
     bc::transfer_t t{bc::make_fcontext(s.hi, as_stack_size(&s), bc_peer<D>), (void *)1};
+    std::feclearexcept(FE_ALL_EXCEPT);
     for (auto _ : st) {
         t.data = (void *)1;
         t = bc_chain<D>::a(t);

@@ -97,6 +97,14 @@ AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[
  *                   record does not hold, a resume leaves as it is.
  *   as__act_pku     1 where the OS enabled protection keys (CPUID.7:ECX[4]
  *                   OSPKE): records then carry PKRU.
+ *   as__act_xdirect how as_act_resume may load a record's vector state
+ *                   without XRSTOR (activation.S, "Direct loads"): 2 where
+ *                   the mask is exactly x87|SSE|AVX|opmask|ZMM_Hi256|
+ *                   Hi16_ZMM (AVX-512F and BW present), 1 where it is
+ *                   x87|SSE|AVX, 0 otherwise (XRSTOR); both need XGETBV(1).
+ *   as__act_xoff    where components 2, 5, 6, 7 lie in a record's area:
+ *                   [0..3] standard format (CPUID.(0xD,i):EBX), [4..7]
+ *                   compacted with XCOMP_BV = as__act_xcomp (bit 63 | mask).
  *   act_fpu_size    the XSAVE size XCR0 asks for (CPUID.(0xD,0):EBX).
  * The CPUID and XGETBV reads go through as__act_cpuid_hook when a test
  * sets it (as__act_cpu_reinit recomputes): that is how the suites make
@@ -105,12 +113,17 @@ AS_HIDDEN extern const char as__act_fwin[], as__act_ftail[], as__act_ftail_load[
 AS_HIDDEN uint64_t as__act_xmask;
 AS_HIDDEN uint8_t as__act_xsavec;
 AS_HIDDEN uint8_t as__act_pku;
+AS_HIDDEN uint8_t as__act_xdirect;
+AS_HIDDEN uint32_t as__act_xoff[8];
+AS_HIDDEN uint64_t as__act_xcomp;
 AS_HIDDEN void (*as__act_cpuid_hook)(uint32_t leaf, uint32_t sub, uint32_t r[4]);
 static size_t act_fpu_size;
 static uint64_t act_xcr0_user;
 static int act_cpu_done;
 
 #define XFEATURE_PKRU (1ull << 9)
+#define XMASK_AVX     0x07ull           /* x87 | SSE | AVX                */
+#define XMASK_AVX512  0xe7ull           /* ... | opmask | ZMM_Hi256 | Hi16_ZMM */
 #define XGETBV_LEAF   0xffffffffu       /* the hook's name for XGETBV(0)  */
 
 static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
@@ -128,6 +141,49 @@ static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
                          : "a"(leaf), "c"(sub));
 }
 
+/*
+ * The direct-load level for mask (see as__act_xdirect) and the offsets it
+ * reads, or 0.  Components 2, 5, 6, 7 must have their architectural sizes
+ * (256, 64, 512, 1024 bytes: the asm's strides); the compacted offsets
+ * follow from them in bit order, 64-byte aligned where CPUID asks.
+ */
+static uint8_t xdirect_level(uint64_t mask, uint32_t max_leaf, uint32_t off[8])
+{
+    static const uint32_t comp[4] = { 2, 5, 6, 7 }, size[4] = { 256, 64, 512, 1024 };
+    uint32_t r[4];
+    if (mask != XMASK_AVX && mask != XMASK_AVX512)
+        return 0;
+    cpuid(0xd, 1, r);
+    if (!(r[0] & (1u << 2)))                    /* XGETBV(1): XINUSE */
+        return 0;
+    cpuid(1, 0, r);
+    if (!(r[2] & (1u << 28)))                   /* AVX */
+        return 0;
+    uint8_t level = 1;
+    if (mask == XMASK_AVX512) {
+        if (max_leaf < 7)
+            return 0;
+        cpuid(7, 0, r);
+        if (!(r[1] & (1u << 16)) || !(r[1] & (1u << 30)))  /* AVX512F, AVX512BW */
+            return 0;
+        level = 2;
+    }
+    uint32_t at = 576;                          /* legacy region + header */
+    for (unsigned k = 0; k < 4; k++) {
+        if (!(mask >> comp[k] & 1))
+            continue;
+        cpuid(0xd, comp[k], r);
+        if (r[0] != size[k])
+            return 0;
+        if (r[2] & 2)
+            at = (at + 63) & ~63u;
+        off[k] = r[1];
+        off[4 + k] = at;
+        at += r[0];
+    }
+    return level;
+}
+
 AS_HIDDEN void as__act_cpu_init(void)
 {
     if (__atomic_load_n(&act_cpu_done, __ATOMIC_ACQUIRE))
@@ -135,7 +191,8 @@ AS_HIDDEN void as__act_cpu_init(void)
     uint32_t r[4];
     uint64_t mask = 0, user = 0;
     size_t size = 512;                          /* FXSAVE */
-    uint8_t pku = 0;
+    uint8_t pku = 0, direct = 0;
+    uint32_t off[8] = { 0 };
     cpuid(0, 0, r);
     uint32_t max_leaf = r[0];
     cpuid(1, 0, r);
@@ -155,12 +212,17 @@ AS_HIDDEN void as__act_cpu_init(void)
             if ((r[2] & (1u << 4)) || (uint64_t)r[1] + r[0] > AS_ACT_FPU_SIZE)
                 mask &= ~(1ull << i);
         }
+        direct = xdirect_level(mask, max_leaf, off);
     }
     if (max_leaf >= 7) {
         cpuid(7, 0, r);
         pku = (r[2] >> 4) & 1;                  /* OSPKE */
     }
     __atomic_store_n(&as__act_pku, pku, __ATOMIC_RELAXED);
+    for (unsigned k = 0; k < 8; k++)
+        __atomic_store_n(&as__act_xoff[k], off[k], __ATOMIC_RELAXED);
+    __atomic_store_n(&as__act_xcomp, mask | 1ull << 63, __ATOMIC_RELAXED);
+    __atomic_store_n(&as__act_xdirect, direct, __ATOMIC_RELAXED);
     __atomic_store_n(&as__act_xmask, mask, __ATOMIC_RELAXED);
     __atomic_store_n(&act_xcr0_user, user, __ATOMIC_RELAXED);
     __atomic_store_n(&act_fpu_size, size, __ATOMIC_RELAXED);

@@ -675,6 +675,132 @@ Test(activation, full_resume_initialises_what_the_record_holds_initial)
                  "component %u came back in use, not initial", bit);
 }
 
+/* ---- the full resume without XRSTOR loads exactly what XRSTOR loads ----
+ * Where as__act_xdirect allows it, as_act_resume loads a record's vector
+ * state with plain loads.  One state, captured with every component in
+ * use, as a compacted record (as_act_capture_full) and as a standard-format
+ * one; for every subset of the components the record marks, both formats
+ * are resumed over a live state that is in use everywhere, once through
+ * the direct loads and once through XRSTOR, and the registers each leaves
+ * (an XSAVE dump, components it leaves out counted as initial) must be the
+ * same: loaded where the subset has them, initial where it does not. */
+extern uint8_t as__act_xdirect;
+void act_xr_point(as_act *a, unsigned char *std_fpu, void (*next)(int resumed));
+AS_NORETURN void act_xr_resume(as_act *a);
+unsigned char act_xr_dump[4096] __attribute__((aligned(64)));
+
+static int cpu_xgetbv1_bw(void)
+{
+    unsigned a, b, c, d;
+    __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(1));
+    int xgetbv1 = a >> 2 & 1;
+    __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+    return xgetbv1 | (int)(b >> 30 & 1) << 1;
+}
+
+/* The first byte where two standard-format dumps differ in register
+ * state: the legacy region (x87, MXCSR, xmm) and each component of mask;
+ * -1 if none. */
+static int xr_differs(const unsigned char *x, const unsigned char *y, uint64_t mask)
+{
+    for (int i = 0; i < 416; i++)
+        if (x[i] != y[i] && !(i >= 28 && i < 32))       /* MXCSR_MASK */
+            return i;
+    for (unsigned c = 2; c < 64; c++) {
+        if (!(mask >> c & 1))
+            continue;
+        unsigned a, b, cc, d;
+        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(cc), "=d"(d) : "a"(0xd), "c"(c));
+        for (unsigned i = b; i < b + a; i++)
+            if (x[i] != y[i])
+                return (int)i;
+    }
+    return -1;
+}
+
+static struct {
+    as_act cmp, std, t;
+    unsigned char dump[2][4096] __attribute__((aligned(64)));
+    unsigned trial, path, nbits, bit[64], bad_trial;
+    int bad_at;
+    uint64_t mask, all, bad_bv;
+    uint8_t direct;
+} xr;
+
+/* act_xr_point's next: record what the last resume left, then resume the
+ * next trial (trial t: format t & 1, XSTATE_BV the subset t >> 1 of the
+ * mask's bits; path 0 direct, path 1 XRSTOR) or return when done. */
+static void xr_next(int resumed)
+{
+    if (!resumed) {
+        memcpy(&xr.std, &xr.cmp, offsetof(as_act, fpu));
+        memcpy(&xr.all, xr.cmp.fpu + 512, 8);
+    } else {
+        memcpy(xr.dump[xr.path], act_xr_dump, sizeof xr.dump[0]);
+        uint64_t bv;
+        memcpy(&bv, xr.dump[xr.path] + 512, 8);
+        if (!(bv & 1)) {                        /* x87 left initial: FCW 0x37f */
+            xr.dump[xr.path][0] = 0x7f;
+            xr.dump[xr.path][1] = 0x03;
+        }
+        if (xr.path == 0) {
+            xr.path = 1;
+        } else {
+            int at = xr_differs(xr.dump[0], xr.dump[1], xr.mask);
+            if (at >= 0 && xr.bad_at < 0) {
+                xr.bad_at = at;
+                xr.bad_trial = xr.trial;
+                memcpy(&xr.bad_bv, xr.t.fpu + 512, 8);
+            }
+            xr.path = 0;
+            xr.trial++;
+        }
+    }
+    as__act_xdirect = xr.direct;
+    if (xr.trial == 2u << xr.nbits)
+        return;
+    uint64_t bv = 0;
+    for (unsigned k = 0; k < xr.nbits; k++)
+        if ((xr.trial >> 1) >> k & 1)
+            bv |= 1ull << xr.bit[k];
+    xr.t = xr.trial & 1 ? xr.std : xr.cmp;
+    memcpy(xr.t.fpu + 512, &bv, 8);
+    memset(act_xr_dump, 0, sizeof act_xr_dump);
+    as__act_xdirect = xr.path ? 0 : xr.direct;
+    act_xr_resume(&xr.t);
+}
+
+Test(activation, full_resume_loads_what_xrstor_loads)
+{
+    xr.direct = as__act_xdirect;
+    xr.mask = as_act_fpu_mask();
+    int level = act_probe_level(), has = cpu_xgetbv1_bw();
+    if (level == 2 && has == 3)
+        cr_assert_eq(xr.direct, 2, "AVX-512 with XGETBV(1): the direct loads (mask %#lx)",
+                     (unsigned long)xr.mask);
+    if (level == 1 && (has & 1) && xr.mask == 7)
+        cr_assert_eq(xr.direct, 1, "AVX with XGETBV(1): the direct loads");
+    if (!xr.direct)
+        cr_skip("the full resume is XRSTOR or FXRSTOR here (mask %#lx)", (unsigned long)xr.mask);
+    xr.nbits = 0;
+    for (unsigned c = 0; c < 64; c++)
+        if (xr.mask >> c & 1)
+            xr.bit[xr.nbits++] = c;
+    xr.trial = xr.path = 0;
+    xr.bad_at = -1;
+    act_probe_fill(41);
+    memset(xr.std.fpu, 0, sizeof xr.std.fpu);
+    act_xr_point(&xr.cmp, xr.std.fpu, xr_next);
+    as__act_xdirect = xr.direct;
+    cr_assert_eq(xr.all, xr.mask, "every component in use at the capture: %#lx",
+                 (unsigned long)xr.all);
+    cr_assert_eq(xr.trial, 2u << xr.nbits);
+    cr_assert_lt(xr.bad_at, 0, "trial %u (%s format, XSTATE_BV %#lx): the direct loads and "
+                 "XRSTOR leave different registers (byte %d of the XSAVE dump)", xr.bad_trial,
+                 xr.bad_trial & 1 ? "standard" : "compacted", (unsigned long)xr.bad_bv,
+                 xr.bad_at);
+}
+
 /* ---- a larger XSAVE area than a record's FP area (AMX-like) ---- */
 
 void as__act_cpu_reinit(void);

@@ -163,6 +163,64 @@ Test(switch, rounding_mode_is_per_context)
     check_rounding_per_context();
 }
 
+#if defined(__x86_64__)
+/* ---- the x87 control word is per context too, on its own ----
+ * The two sides keep the same MXCSR and differ only in the x87 control
+ * word (precision control: 64-bit vs 24-bit mantissa, and rounding), so a
+ * switch that tied reloading FCW to MXCSR changing, or left FCW out,
+ * shows here.  Each exact strategy, through as_switch and
+ * as_switch_ontop. */
+static uint16_t fcw_get(void)
+{
+    uint16_t cw;
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    return cw;
+}
+static void fcw_set(uint16_t cw) { __asm__ volatile("fldcw %0" : : "m"(cw)); }
+
+/* 24-bit precision, toward zero; under Valgrind, whose x87 has one
+ * precision, only the rounding differs. */
+#define FCW_PEER (test_fp_control_exact() ? 0x0c7f : 0x0f7f)
+static as_transfer fcw_ontop(as_transfer t) { return t; }
+static as_transfer fcw_peer(as_transfer t)
+{
+    fcw_set(FCW_PEER);
+    for (;;) {
+        t = as_switch(t.ctx, (void *)(uintptr_t)fcw_get());
+        if (!t.data)
+            return (as_transfer){ t.ctx, (void *)(uintptr_t)fcw_get() };
+    }
+}
+
+static void check_fcw_per_context(void)
+{
+    as_stack s = new_stack(64 << 10);
+    uint16_t mine = fcw_get();
+    as_transfer t = as_switch(as_ctx_make(&s, fcw_peer), (void *)1);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq((uintptr_t)t.data, (uintptr_t)FCW_PEER, "the peer's FCW %#lx",
+                     (unsigned long)(uintptr_t)t.data);
+        cr_assert_eq(fcw_get(), mine, "ours came back %#x, want %#x", fcw_get(), mine);
+        t = i & 1 ? as_switch_ontop(t.ctx, (void *)1, fcw_ontop) : as_switch(t.ctx, (void *)1);
+    }
+    t = as_switch(t.ctx, NULL);
+    cr_assert_null(t.ctx);
+    cr_assert_eq((uintptr_t)t.data, (uintptr_t)FCW_PEER);
+    cr_assert_eq(fcw_get(), mine);
+    as_stack_free(&s);
+}
+
+Test(switch, x87_control_word_is_per_context_in_every_strategy)
+{
+    static const int strategies[] = { AS_FP_COMPARE, AS_FP_RELOAD };
+    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++) {
+        cr_assert_eq(as_switch_set_fp_strategy(strategies[i]), 0);
+        check_fcw_per_context();
+    }
+    as_switch_init();
+}
+#endif
+
 /* ---- exact mode: both strategies on this CPU ---- */
 
 static int cpu_wants_reload(void)

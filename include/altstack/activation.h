@@ -31,14 +31,15 @@
  *                                          dead at a call: exact)
  *   FRESH  as CALL, into a trampoline      as CALL, into a trampoline
  *          that calls fn(arg)              that calls fn(arg)
- *   FULL   XRSTOR (FXRSTOR without XSAVE), hosted: rt_sigreturn of a frame
- *          every GPR and RFLAGS, no system built on our stack (exact: the
- *          call, never writing the 128-byte kernel loads pc, sp and every
- *          red zone below the resumed rsp   register at once);
- *                                          freestanding: staged below the
- *                                          target sp, exact but for x16,
- *                                          which ends up = pc (a kernel
- *                                          wanting x16 returns with eret)
+ *   FULL   what XRSTOR with the record's  hosted: rt_sigreturn of a frame
+ *          mask loads (plain vector loads built on our stack (exact: the
+ *          where the mask is x87..AVX or  kernel loads pc, sp and every
+ *          x87..AVX-512, else XRSTOR;     register at once);
+ *          FXRSTOR without XSAVE), every  freestanding: staged below the
+ *          GPR and RFLAGS, no system      target sp, exact but for x16,
+ *          call, never writing the        which ends up = pc (a kernel
+ *          128-byte red zone below the    wanting x16 returns with eret)
+ *          resumed rsp
  *
  * User mode (a kernel's user-level scheduler, fed by upcalls).  A kernel
  * fills FULL records from its exception frames into a pool in user
@@ -169,9 +170,11 @@ typedef struct as_act_pool as_act_pool;
  * enables minus PKRU (held in `pkru` instead), minus the components the OS
  * may disable until first use (XFD: AMX tile config and data) and minus
  * any whose standard-format area would end past AS_ACT_FPU_SIZE.  A resume
- * restores those (XRSTOR with that mask: the ones the image's XSTATE_BV
- * marks, the initial state for the rest) and leaves the others as they
- * are live; as_act_to_ucontext leaves them as the frame has them.
+ * restores those (as XRSTOR with that mask does: the ones the image's
+ * XSTATE_BV marks, the initial state for the rest; where the mask is
+ * x87|SSE|AVX, or that plus AVX-512's three, and XGETBV(1) exists, with
+ * plain loads instead, to the same registers) and leaves the others as
+ * they are live; as_act_to_ucontext leaves them as the frame has them.
  * as_act_fpu_check() says whether anything is left out. */
 # define AS_ACT_SIZE      4096
 # define AS_ACT_FPU_SIZE  3904

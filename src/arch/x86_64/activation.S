@@ -212,6 +212,13 @@ AS_FUNC_END(as_act_capture_full)
     AS_ACT_LABEL(win)                           \
     jnz     1b
 
+/* rax = where component k (0..3: components 2, 5, 6, 7) lies in the
+ * record rdi, from the offsets table r8 (the direct loads, below). */
+.macro AS_XCOMP_AREA k
+    movl    4 * \k(%r8), %eax
+    leaq    AS_ACT_FPU(%rdi,%rax), %rax
+.endm
+
 /*
  * void as_act_resume(as_act *a)
  *   on entry: rdi = a.  Never returns; every register may be clobbered
@@ -283,9 +290,13 @@ AS_ACT_LABEL(as__act_ctail_end)
      * while we stage cannot put its frame over the staged words. */
     movq    %rsi, %rsp
 1:
+    cmpq    $0, as__act_xmask(%rip)
+    je      .Lfxrstor
+    movzbl  as__act_xdirect(%rip), %r10d
+    testl   %r10d, %r10d
+    jnz     .Ldirect
+.Lxrstor:
     movq    as__act_xmask(%rip), %rax
-    testq   %rax, %rax
-    jz      .Lfxrstor
     movq    %rax, %rdx
     shrq    $32, %rdx
     /* rfbm = edx:eax = every component a record holds, never PKRU (the
@@ -297,6 +308,106 @@ AS_ACT_LABEL(as__act_ctail_end)
      * (Zen 4: resume 1.22-1.40x the bare XRSTOR with it, 1.02-1.19x
      * without). */
     xrstor64 AS_ACT_FPU(%rdi)
+    jmp     .Lstage
+
+    /* Direct loads: what XRSTOR with rfbm = the mask would do, component
+     * by component, for the masks as__act_xdirect names (activation.c).
+     * r9 = XSTATE_BV, rbx = XCOMP_BV, r8 = the offsets of components 2,
+     * 5, 6, 7 for the record's format, r10d = the level.  Taken only for
+     * the standard format, or the compacted one with XCOMP_BV = bit 63 |
+     * mask and x87 initial; anything else goes to XRSTOR.
+     *   x87 (0):   held: FXRSTOR64 of the legacy region (standard format:
+     *              its MXCSR is always valid); initial: nothing if the
+     *              live x87 state is initial too (XGETBV(1) = XINUSE),
+     *              else FXRSTOR64 of an initial image;
+     *   MXCSR:     the record's, as the standard form loads it whenever
+     *              rfbm has SSE; the compacted form only if XSTATE_BV has
+     *              SSE, else 0x1f80;
+     *   SSE (1), AVX (2), ZMM_Hi256 (6): zmm0-15 built from low to high:
+     *              a VEX.128 load (or vzeroall) zeroes bits 128-511, a
+     *              VEX.256 insert bits 256-511, so a component left out is
+     *              initial (zero) by construction;
+     *   opmask (5), Hi16_ZMM (7): loaded, or zeroed.
+     * Components outside the mask, like XRSTOR's outside rfbm, stay as
+     * they are. */
+.Ldirect:
+    movq    AS_ACT_FPU + AS_ACT_XHDR(%rdi), %r9
+    movq    AS_ACT_FPU + AS_ACT_XHDR + 8(%rdi), %rbx
+    leaq    as__act_xoff(%rip), %r8
+    testq   %rbx, %rbx
+    jz      .Ld_x87                 /* standard format */
+    cmpq    as__act_xcomp(%rip), %rbx
+    jne     .Lxrstor
+    testb   $1, %r9b
+    jnz     .Lxrstor                /* compacted with x87 state: XRSTOR */
+    addq    $16, %r8                /* the compacted offsets */
+.Ld_x87:
+    testb   $1, %r9b
+    jz      .Ld_x87_init
+    fxrstor64 AS_ACT_FPU(%rdi)
+    jmp     .Ld_mxcsr
+.Ld_x87_init:
+    movl    $1, %ecx
+    xgetbv                          /* eax = XINUSE (low half) */
+    testb   $1, %al
+    jz      .Ld_mxcsr
+    fxrstor64 .Lfxinit(%rip)
+.Ld_mxcsr:
+    leaq    AS_ACT_FPU + 24(%rdi), %rax
+    testq   %rbx, %rbx
+    jz      1f
+    testb   $2, %r9b
+    jnz     1f
+    leaq    .Lfxinit + 24(%rip), %rax
+1:  ldmxcsr (%rax)
+    testb   $2, %r9b
+    jz      .Ld_sse_init
+    .irp i, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+    vmovdqu AS_ACT_FPU + 160 + 16 * \i(%rdi), %xmm\i
+    .endr
+    jmp     .Ld_avx
+.Ld_sse_init:
+    vzeroall
+.Ld_avx:
+    testb   $4, %r9b
+    jz      .Ld_512
+    AS_XCOMP_AREA 0
+    .irp i, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+    vinsertf128 $1, 16 * \i(%rax), %ymm\i, %ymm\i
+    .endr
+.Ld_512:
+    cmpl    $2, %r10d
+    jne     .Lstage
+    AS_XCOMP_AREA 1
+    testb   $0x20, %r9b
+    jz      .Ld_k_init
+    .irp i, 0, 1, 2, 3, 4, 5, 6, 7
+    kmovq   8 * \i(%rax), %k\i
+    .endr
+    jmp     .Ld_hi256
+.Ld_k_init:
+    .irp i, 0, 1, 2, 3, 4, 5, 6, 7
+    kxorq   %k\i, %k\i, %k\i
+    .endr
+.Ld_hi256:
+    testb   $0x40, %r9b
+    jz      .Ld_hi16
+    AS_XCOMP_AREA 2
+    .irp i, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+    vinserti64x4 $1, 32 * \i(%rax), %zmm\i, %zmm\i
+    .endr
+.Ld_hi16:
+    testb   $0x80, %r9b
+    jz      .Ld_hi16_init
+    AS_XCOMP_AREA 3
+    .irp i, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
+    vmovdqu64 64 * (\i - 16)(%rax), %zmm\i
+    .endr
+    jmp     .Lstage
+.Ld_hi16_init:
+    .irp i, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
+    vpxord  %zmm\i, %zmm\i, %zmm\i
+    .endr
     jmp     .Lstage
 .Lfxrstor:
     fxrstor64 AS_ACT_FPU(%rdi)
@@ -362,6 +473,18 @@ AS_ACT_LABEL(as__act_ftail_ret)
 AS_ACT_LABEL(as__act_ftail_end)
 AS_ACT_LABEL(as__act_resume_end)
 AS_FUNC_END(as_act_resume)
+
+/* The FXSAVE image of the initial x87 state (FCW 0x37f, all tags empty,
+ * the registers and pointers zero) with MXCSR 0x1f80: the direct loads'
+ * x87 init, and the MXCSR of a compacted record whose SSE is initial. */
+    .section .rodata, "a"
+    .balign 64
+.Lfxinit:
+    .short  AS_FCW_DEFAULT
+    .fill   22, 1, 0
+    .long   AS_MXCSR_DEFAULT
+    .fill   512 - 28, 1, 0
+    .text
 
 /*
  * The first code of a FRESH record, entered from the CALL tail's jmp.

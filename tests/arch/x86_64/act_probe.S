@@ -284,4 +284,89 @@ AS_FUNC_BEGIN(act_full_vec)
     ret
 AS_FUNC_END(act_full_vec)
 
+/*
+ * void act_xr_point(as_act *a, unsigned char *std_fpu, void (*next)(int))
+ *   Loads vin[]/kin[] (by level) and two x87 values (so every component
+ *   the CPU has is in use), then as_act_capture_full(a) and, right after
+ *   it, an XSAVE of that same state into std_fpu in the standard format
+ *   (whose header the caller zeroed): one state, as a record and as a
+ *   standard-format FP area.  Then next(0).  Resumed (a, or a copy of its
+ *   registers with std_fpu as its area), it XSAVEs what the registers
+ *   hold into act_xr_dump (standard format; next zeroes it first) and
+ *   calls next(1).  Either way the x87 state is made initial before the
+ *   call.  next resumes a record or returns; when it returns, so does
+ *   this.  Resumes come from next's frames, below this one, which stays
+ *   live throughout.  rbx, r12, r13 callee-saved (the record brings them
+ *   back).
+ * void act_xr_resume(as_act *a)
+ *   Makes every vector, mask and x87 register hold something else, in
+ *   use, then as_act_resume(a).
+ */
+    .weak   act_xr_dump
+
+AS_FUNC_BEGIN(act_xr_point)
+    pushq   %rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbx, 0
+    pushq   %r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r12, 0
+    pushq   %r13
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %r13, 0
+    movq    %rdi, %rbx
+    movq    %rsi, %r12
+    movq    %rdx, %r13
+    LOADV
+    fld1
+    fldpi
+    movq    %rbx, %rdi
+    call    as_act_capture_full
+    testl   %eax, %eax
+    jnz     1f
+    movl    $-1, %eax
+    movl    $-1, %edx
+    xsave64 (%r12)
+    xorl    %edi, %edi
+    jmp     2f
+1:  movq    act_xr_dump@GOTPCREL(%rip), %rcx     /* weak: other suites lack it */
+    movl    $-1, %eax
+    movl    $-1, %edx
+    xsave64 (%rcx)
+    movl    $1, %edi
+2:  fninit
+    call    *%r13
+    popq    %r13
+    .cfi_adjust_cfa_offset -8
+    popq    %r12
+    .cfi_adjust_cfa_offset -8
+    popq    %rbx
+    .cfi_adjust_cfa_offset -8
+    ret
+AS_FUNC_END(act_xr_point)
+
+AS_FUNC_BEGIN(act_xr_resume)
+    cmpq    $1, P(PROBE_OFF_LEVEL)
+    jb      2f
+    je      1f
+    .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    vpternlogd $0x55, %zmm\i, %zmm\i, %zmm\i
+    .endr
+    .irp i, 0,1,2,3,4,5,6,7
+    kxnorq  %k\i, %k\i, %k\i
+    .endr
+    jmp     3f
+1:  .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    vpcmpeqd %ymm\i, %ymm\i, %ymm\i
+    .endr
+    jmp     3f
+2:  .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    pcmpeqd %xmm\i, %xmm\i
+    .endr
+3:  fldz
+    fldl2t
+    fldlg2
+    jmp     as_act_resume
+AS_FUNC_END(act_xr_resume)
+
 AS_ASM_TRAILER
