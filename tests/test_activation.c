@@ -770,16 +770,58 @@ static void xr_next(int resumed)
     act_xr_resume(&xr.t);
 }
 
+static void xr_run(void);
+
 Test(activation, full_resume_loads_what_xrstor_loads)
+{
+    uint64_t mask = as_act_fpu_mask();
+    int level = act_probe_level(), has = cpu_xgetbv1_bw();
+    if (level == 2 && has == 3)
+        cr_assert_eq(as__act_xdirect, 2, "AVX-512 with XGETBV(1): the direct loads (mask %#lx)",
+                     (unsigned long)mask);
+    if (level == 1 && (has & 1) && mask == 7)
+        cr_assert_eq(as__act_xdirect, 1, "AVX with XGETBV(1): the direct loads");
+    xr_run();
+}
+
+/* The AVX-only level on an AVX-512 CPU: the library believes XCR0 holds
+ * x87|SSE|AVX alone (the components it then leaves alone are not
+ * compared). */
+void as__act_cpu_reinit(void);
+extern void (*as__act_cpuid_hook)(uint32_t leaf, uint32_t sub, uint32_t r[4]);
+static void avx_only_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+    if (leaf == 0xffffffffu) {
+        __asm__ volatile("xgetbv" : "=a"(r[0]), "=d"(r[3]) : "c"(0));
+        r[0] &= 7;
+        r[3] = 0;
+        return;
+    }
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                     : "a"(leaf), "c"(sub));
+}
+
+static void avx_only_fini(void)
+{
+    as__act_cpuid_hook = NULL;
+    as__act_cpu_reinit();
+}
+
+Test(activation, full_resume_loads_what_xrstor_loads_avx_only, .fini = avx_only_fini)
+{
+    if (as__act_xdirect != 2)
+        cr_skip("no AVX-512 direct loads here to narrow");
+    as__act_cpuid_hook = avx_only_cpuid;
+    as__act_cpu_reinit();
+    cr_assert_eq(as_act_fpu_mask(), 7);
+    cr_assert_eq(as__act_xdirect, 1);
+    xr_run();
+}
+
+static void xr_run(void)
 {
     xr.direct = as__act_xdirect;
     xr.mask = as_act_fpu_mask();
-    int level = act_probe_level(), has = cpu_xgetbv1_bw();
-    if (level == 2 && has == 3)
-        cr_assert_eq(xr.direct, 2, "AVX-512 with XGETBV(1): the direct loads (mask %#lx)",
-                     (unsigned long)xr.mask);
-    if (level == 1 && (has & 1) && xr.mask == 7)
-        cr_assert_eq(xr.direct, 1, "AVX with XGETBV(1): the direct loads");
     if (!xr.direct)
         cr_skip("the full resume is XRSTOR or FXRSTOR here (mask %#lx)", (unsigned long)xr.mask);
     xr.nbits = 0;
@@ -803,8 +845,6 @@ Test(activation, full_resume_loads_what_xrstor_loads)
 
 /* ---- a larger XSAVE area than a record's FP area (AMX-like) ---- */
 
-void as__act_cpu_reinit(void);
-extern void (*as__act_cpuid_hook)(uint32_t leaf, uint32_t sub, uint32_t r[4]);
 
 /* The real CPUID, plus AMX-like tile config (17) and data (18): enabled
  * in XCR0, first-use disableable (XFD), and the data ending at 11008. */
