@@ -32,18 +32,19 @@ as_ctx as_ctx_make(const as_stack *s, as_entry fn)
 /*
  * Binding the exact-mode strategy (x86_64; see src/arch/x86_64/switch.S).
  * Each site as assembled is the compare strategy; the reload strategy is
- * the bytes as__fp_reload .. as__fp_reload_end, copied over the site and
- * padded with NOPs.  The compare bytes are kept on the first patch, so the
+ * the site's row's alternative bytes (as__fp_reload for the switch's,
+ * as__act_fp_reload for as_act_resume's), copied over the site and padded
+ * with NOPs.  The compare bytes are kept on the first patch, so the
  * binding can go back.  as__text_write makes the text writable (hosted:
  * mprotect, src/hosted/text.c) or is a plain copy (freestanding: the
  * kernel calls as_switch_init while its text is still writable).
  */
 #if AS_ARCH_X86_64
-AS_HIDDEN extern unsigned char *const as__fp_sites[][2];
-AS_HIDDEN extern const unsigned char as__fp_reload[], as__fp_reload_end[];
+/* Rows: site start, site end, alternative start, alternative end. */
+AS_HIDDEN extern unsigned char *const as__fp_sites[][4];
 
-#define AS_FP_SITE_MAX 48
-#define AS_FP_NSITES   2
+#define AS_FP_SITE_MAX 64
+#define AS_FP_NSITES   3
 static unsigned char fp_compare[AS_FP_NSITES][AS_FP_SITE_MAX];
 static int fp_bound = AS_FP_COMPARE;
 
@@ -86,10 +87,11 @@ int as_switch_set_fp_strategy(int strategy)
         return -AS_EINVAL;
     if (strategy == fp_bound)
         return 0;
-    size_t alt = (size_t)(as__fp_reload_end - as__fp_reload);
     for (int i = 0; i < AS_FP_NSITES; i++) {
         unsigned char *site = as__fp_sites[i][0];
         size_t len = (size_t)(as__fp_sites[i][1] - site);
+        const unsigned char *reload = as__fp_sites[i][2];
+        size_t alt = (size_t)(as__fp_sites[i][3] - reload);
         if (len > AS_FP_SITE_MAX || len < alt)
             return -AS_ENOTSUP;                 /* cannot happen: switch.S */
         unsigned char code[AS_FP_SITE_MAX];
@@ -97,7 +99,7 @@ int as_switch_set_fp_strategy(int strategy)
             for (size_t k = 0; k < len; k++)
                 fp_compare[i][k] = site[k];
             for (size_t k = 0; k < alt; k++)
-                code[k] = as__fp_reload[k];
+                code[k] = reload[k];
             nop_fill(code + alt, len - alt);
         } else {
             for (size_t k = 0; k < len; k++)

@@ -42,7 +42,7 @@ Test(activation, capture_returns_twice)
 
 /* ---- every callee-saved register and the FP control words ---- */
 
-Test(activation, call_record_keeps_callee_saved_registers)
+static void check_call_record(void)
 {
     static as_act a;
     for (uint64_t seed = 1; seed <= 64; seed++) {
@@ -54,6 +54,33 @@ Test(activation, call_record_keeps_callee_saved_registers)
                          "seed %lu reg %d: %#lx != %#lx", (unsigned long)seed, i,
                          (unsigned long)out[i], (unsigned long)in[i]);
     }
+}
+
+Test(activation, call_record_keeps_callee_saved_registers)
+{
+    check_call_record();
+}
+
+/* The CALL resume's FP control is bound with the switch's strategy. */
+Test(activation, call_record_fidelity_in_every_strategy)
+{
+    static const int strategies[] = { AS_FP_COMPARE, AS_FP_RELOAD };
+    int n = 0;
+    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++) {
+        if (as_switch_set_fp_strategy(strategies[i]) != 0)
+            continue;                           /* aarch64: compare only */
+        n++;
+#if defined(__x86_64__)
+        /* The site begins with stmxcsr (0f ae /3) or ldmxcsr (0f ae /2). */
+        extern const unsigned char as__act_fp_site[];
+        cr_assert(as__act_fp_site[0] == 0x0f && as__act_fp_site[1] == 0xae &&
+                  (as__act_fp_site[2] >> 3 & 7) == (strategies[i] == AS_FP_RELOAD ? 2 : 3),
+                  "as_act_resume's site is bound to strategy %d", strategies[i]);
+#endif
+        check_call_record();
+    }
+    as_switch_init();
+    cr_assert_geq(n, 1);
 }
 
 /* ---- accessors ---- */

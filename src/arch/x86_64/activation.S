@@ -228,9 +228,12 @@ AS_FUNC_BEGIN(as_act_resume)
     cmpw    $AS_ACT_KIND_FULL, AS_ACT_KIND(%rdi)
     je      .Lfull
 
-    /* CALL and FRESH records: rdi = a.  The FP control words are reloaded
-     * only when they differ (ldmxcsr and fldcw are slow); our own red zone
-     * holds the current ones for the comparison. */
+    /* CALL and FRESH records: rdi = a.  The FP control words, by the
+     * exact-mode strategy bound at start-up (this site is patched with the
+     * switch's, src/switch.c): as assembled, compare: reloaded only when
+     * they differ, our own red zone holding the current ones for the
+     * comparison; reload: as__act_fp_reload, unconditionally. */
+AS_ACT_LABEL(as__act_fp_site)
     stmxcsr -8(%rsp)
     fnstcw  -4(%rsp)
     movl    -8(%rsp), %eax
@@ -241,6 +244,7 @@ AS_FUNC_BEGIN(as_act_resume)
     movzwl  -4(%rsp), %eax
     cmpw    AS_ACT_FCW(%rdi), %ax
     jne     .Lload_fcw
+AS_ACT_LABEL(as__act_fp_site_end)
 .Lcall_regs:
     AS_ACT_LOAD_PKRU
     movq    AS_ACT_RIP(%rdi), %r11
@@ -473,6 +477,14 @@ AS_ACT_LABEL(as__act_ftail_ret)
 AS_ACT_LABEL(as__act_ftail_end)
 AS_ACT_LABEL(as__act_resume_end)
 AS_FUNC_END(as_act_resume)
+
+/* The reload strategy's bytes for as__act_fp_site (rdi = a, as there). */
+    .section .rodata, "a"
+AS_ACT_LABEL(as__act_fp_reload)
+    ldmxcsr AS_ACT_MXCSR(%rdi)
+    fldcw   AS_ACT_FCW(%rdi)
+AS_ACT_LABEL(as__act_fp_reload_end)
+    .text
 
 /* The FXSAVE image of the initial x87 state (FCW 0x37f, all tags empty,
  * the registers and pointers zero) with MXCSR 0x1f80: the direct loads'

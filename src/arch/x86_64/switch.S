@@ -37,7 +37,9 @@
  *             part (AMD: stmxcsr's result forwards slowly).
  * The patched site is straight-line code padded with NOPs: no indirect
  * call, no extra branch.  as__fp_sites lists each site's [start, end)
- * (local labels, so that symbolizers still name the whole function).
+ * (local labels, so that symbolizers still name the whole function) and
+ * the reload bytes that replace it; its last site is as_act_resume's
+ * (activation.S), which binds with the switch's.
  *
  * CFI.  The frame as_switch pushes has the same layout as the frame of the
  * context it resumes, so one set of CFI rules is right on both sides of the
@@ -257,6 +259,7 @@ AS_FUNC_END(AS_SYM(switch_ontop_fast))
 /*
  * The exact sites' alternative (the reload strategy) and the table of the
  * sites, for as_switch_init.  rcx = the frame to load from, as at the site.
+ * Each row: site start, site end, alternative start, alternative end.
  */
     .section .rodata, "a"
     .globl  as__fp_reload
@@ -272,9 +275,10 @@ as__fp_reload_end:
     .globl  as__fp_sites
     .hidden as__fp_sites
 as__fp_sites:
-    .quad   .Lfp_site_sw, .Lfp_site_sw_end
-    .quad   .Lfp_site_ot, .Lfp_site_ot_end
-    .quad   0, 0
+    .quad   .Lfp_site_sw, .Lfp_site_sw_end, as__fp_reload, as__fp_reload_end
+    .quad   .Lfp_site_ot, .Lfp_site_ot_end, as__fp_reload, as__fp_reload_end
+    .quad   as__act_fp_site, as__act_fp_site_end, as__act_fp_reload, as__act_fp_reload_end
+    .quad   0, 0, 0, 0
     .text
 
 /*
