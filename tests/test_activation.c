@@ -706,14 +706,16 @@ Test(activation, full_resume_initialises_what_the_record_holds_initial)
  * Where as__act_xdirect allows it, as_act_resume loads a record's vector
  * state with plain loads.  One state, captured with every component in
  * use, as a compacted record (as_act_capture_full) and as a standard-format
- * one; for every subset of the components the record marks, both formats
- * are resumed over a live state that is in use everywhere, once through
- * the direct loads and once through XRSTOR, and the registers each leaves
- * (an XSAVE dump, components it leaves out counted as initial) must be the
- * same: loaded where the subset has them, initial where it does not. */
+ * one; for every subset of the components the record marks, both formats,
+ * with the x87 state as captured or held at its initial values, are
+ * resumed over a live state that is in use everywhere (or everywhere but
+ * x87), once through the direct loads and once through XRSTOR, and the
+ * registers each leaves (an XSAVE dump, components it leaves out counted
+ * as initial) must be the same: loaded where the subset has them, initial
+ * where it does not. */
 extern uint8_t as__act_xdirect;
 void act_xr_point(as_act *a, unsigned char *std_fpu, void (*next)(int resumed));
-AS_NORETURN void act_xr_resume(as_act *a);
+AS_NORETURN void act_xr_resume(as_act *a, int x87_init);
 unsigned char act_xr_dump[4096] __attribute__((aligned(64)));
 
 static int cpu_xgetbv1_bw(void)
@@ -755,8 +757,13 @@ static struct {
 } xr;
 
 /* act_xr_point's next: record what the last resume left, then resume the
- * next trial (trial t: format t & 1, XSTATE_BV the subset t >> 1 of the
- * mask's bits; path 0 direct, path 1 XRSTOR) or return when done. */
+ * next trial or return when done.  Trial t: bit 0 the format (compacted,
+ * standard), bit 1 the live x87 state in use or initial and not in use;
+ * t >> 2 = 3 * subset + x87, x87 saying whether the record's x87 state is
+ * as captured, held with the initial values (as a signal frame's usually
+ * is) or those but for one byte, subset which of the mask's bits are in
+ * XSTATE_BV.  Path 0 direct, path 1 XRSTOR. */
+#define XR_TRIALS (12u << xr.nbits)
 static void xr_next(int resumed)
 {
     if (!resumed) {
@@ -784,17 +791,28 @@ static void xr_next(int resumed)
         }
     }
     as__act_xdirect = xr.direct;
-    if (xr.trial == 2u << xr.nbits)
+    if (xr.trial == XR_TRIALS)
         return;
+    unsigned x87 = (xr.trial >> 2) % 3, subset = (xr.trial >> 2) / 3;
     uint64_t bv = 0;
     for (unsigned k = 0; k < xr.nbits; k++)
-        if ((xr.trial >> 1) >> k & 1)
+        if (subset >> k & 1)
             bv |= 1ull << xr.bit[k];
     xr.t = xr.trial & 1 ? xr.std : xr.cmp;
     memcpy(xr.t.fpu + 512, &bv, 8);
+    if (x87) {                                  /* x87 held, initial values */
+        memset(xr.t.fpu, 0, 24);
+        memset(xr.t.fpu + 32, 0, 128);
+        xr.t.fpu[0] = 0x7f;
+        xr.t.fpu[1] = 0x03;
+    }
+    if (x87 == 2) {     /* but one byte past FCW and FSW, the subset's pick */
+        unsigned at = 4 + subset % 148;
+        xr.t.fpu[at < 24 ? at : at + 8] = 1;
+    }
     memset(act_xr_dump, 0, sizeof act_xr_dump);
     as__act_xdirect = xr.path ? 0 : xr.direct;
-    act_xr_resume(&xr.t);
+    act_xr_resume(&xr.t, xr.trial >> 1 & 1);
 }
 
 static void xr_run(void);
@@ -863,11 +881,13 @@ static void xr_run(void)
     as__act_xdirect = xr.direct;
     cr_assert_eq(xr.all, xr.mask, "every component in use at the capture: %#lx",
                  (unsigned long)xr.all);
-    cr_assert_eq(xr.trial, 2u << xr.nbits);
-    cr_assert_lt(xr.bad_at, 0, "trial %u (%s format, XSTATE_BV %#lx): the direct loads and "
-                 "XRSTOR leave different registers (byte %d of the XSAVE dump)", xr.bad_trial,
-                 xr.bad_trial & 1 ? "standard" : "compacted", (unsigned long)xr.bad_bv,
-                 xr.bad_at);
+    cr_assert_eq(xr.trial, XR_TRIALS);
+    static const char *const x87[] = { "as captured", "initial values", "initial but a byte" };
+    cr_assert_lt(xr.bad_at, 0, "trial %u (%s format, XSTATE_BV %#lx, x87 %s, live x87 %s): "
+                 "the direct loads and XRSTOR leave different registers (byte %d of the "
+                 "XSAVE dump)", xr.bad_trial, xr.bad_trial & 1 ? "standard" : "compacted",
+                 (unsigned long)xr.bad_bv, x87[(xr.bad_trial >> 2) % 3],
+                 xr.bad_trial & 2 ? "initial" : "in use", xr.bad_at);
 }
 
 /* ---- a larger XSAVE area than a record's FP area (AMX-like) ---- */

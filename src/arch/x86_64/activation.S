@@ -319,11 +319,13 @@ AS_ACT_LABEL(as__act_ctail_end)
      * r9 = XSTATE_BV, rbx = XCOMP_BV, r8 = the offsets of components 2,
      * 5, 6, 7 for the record's format, r10d = the level.  Taken only for
      * the standard format, or the compacted one with XCOMP_BV = bit 63 |
-     * mask and x87 initial; anything else goes to XRSTOR.
+     * mask and x87 initial (or held equal to it); anything else goes to
+     * XRSTOR.
      *   x87 (0):   held: FXRSTOR64 of the legacy region (standard format:
-     *              its MXCSR is always valid); initial: nothing if the
-     *              live x87 state is initial too (XGETBV(1) = XINUSE),
-     *              else FXRSTOR64 of an initial image;
+     *              its MXCSR is always valid), unless it equals the
+     *              initial state; initial, or held equal to it: nothing if
+     *              the live x87 state is initial too (XGETBV(1) = XINUSE),
+     *              else XRSTOR of x87 alone from an initial image;
      *   MXCSR:     the record's, as the standard form loads it whenever
      *              rfbm has SSE; the compacted form only if XSTATE_BV has
      *              SSE, else 0x1f80;
@@ -338,6 +340,20 @@ AS_ACT_LABEL(as__act_ctail_end)
     movq    AS_ACT_FPU + AS_ACT_XHDR(%rdi), %r9
     movq    AS_ACT_FPU + AS_ACT_XHDR + 8(%rdi), %rbx
     leaq    as__act_xoff(%rip), %r8
+    /* x87 state held but equal to the initial one (what a signal's
+     * return leaves: in use, untouched) loads as if not held. */
+    testb   $1, %r9b
+    jz      .Ld_form
+    movq    AS_ACT_FPU(%rdi), %rax  /* FCW FSW FTW FOP */
+    xorq    .Lfxinit(%rip), %rax
+    orq     AS_ACT_FPU + 8(%rdi), %rax      /* FIP */
+    orq     AS_ACT_FPU + 16(%rdi), %rax     /* FDP */
+    .irp off, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136, 144, 152
+    orq     AS_ACT_FPU + \off(%rdi), %rax  /* ST0-7 */
+    .endr
+    jnz     .Ld_form
+    andb    $~1, %r9b
+.Ld_form:
     testq   %rbx, %rbx
     jz      .Ld_x87                 /* standard format */
     cmpq    as__act_xcomp(%rip), %rbx
@@ -355,7 +371,9 @@ AS_ACT_LABEL(as__act_ctail_end)
     xgetbv                          /* eax = XINUSE (low half) */
     testb   $1, %al
     jz      .Ld_mxcsr
-    fxrstor64 .Lfxinit(%rip)
+    movl    $1, %eax                /* rfbm = x87, XSTATE_BV 0: initial, */
+    xorl    %edx, %edx              /* and tracked as such from now on  */
+    xrstor64 .Lfxinit(%rip)
 .Ld_mxcsr:
     leaq    AS_ACT_FPU + 24(%rdi), %rax
     testq   %rbx, %rbx
@@ -486,16 +504,19 @@ AS_ACT_LABEL(as__act_fp_reload)
 AS_ACT_LABEL(as__act_fp_reload_end)
     .text
 
-/* The FXSAVE image of the initial x87 state (FCW 0x37f, all tags empty,
- * the registers and pointers zero) with MXCSR 0x1f80: the direct loads'
- * x87 init, and the MXCSR of a compacted record whose SSE is initial. */
+/* An XSAVE image, standard format, of the initial x87 state (FCW 0x37f,
+ * all tags empty, the registers and pointers zero) with MXCSR 0x1f80 and
+ * an empty header: the direct loads' x87 init (XRSTOR of x87 alone: the
+ * component then no longer counts as in use, so later resumes skip it),
+ * what a held x87 state is compared with, and the MXCSR of a compacted
+ * record whose SSE is initial. */
     .section .rodata, "a"
     .balign 64
 .Lfxinit:
     .short  AS_FCW_DEFAULT
     .fill   22, 1, 0
     .long   AS_MXCSR_DEFAULT
-    .fill   512 - 28, 1, 0
+    .fill   512 + 64 - 28, 1, 0
     .text
 
 /*

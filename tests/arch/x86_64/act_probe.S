@@ -298,9 +298,10 @@ AS_FUNC_END(act_full_vec)
  *   this.  Resumes come from next's frames, below this one, which stays
  *   live throughout.  rbx, r12, r13 callee-saved (the record brings them
  *   back).
- * void act_xr_resume(as_act *a)
- *   Makes every vector, mask and x87 register hold something else, in
- *   use, then as_act_resume(a).
+ * void act_xr_resume(as_act *a, int x87_init)
+ *   Makes every vector and mask register hold something else, in use, and
+ *   the x87 state too (x87_init 0) or initial and not in use (1), then
+ *   as_act_resume(a).
  */
     .weak   act_xr_dump
 
@@ -363,10 +364,22 @@ AS_FUNC_BEGIN(act_xr_resume)
 2:  .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
     pcmpeqd %xmm\i, %xmm\i
     .endr
-3:  fldz
+3:  testl   %esi, %esi
+    jnz     4f
+    fldz
     fldl2t
     fldlg2
     jmp     as_act_resume
+4:  movl    $1, %eax                /* XRSTOR of x87 from an empty header */
+    xorl    %edx, %edx
+    xrstor64 .Lxr_init(%rip)
+    jmp     as_act_resume
 AS_FUNC_END(act_xr_resume)
+
+    .section .rodata, "a"
+    .balign 64
+.Lxr_init:
+    .fill   576, 1, 0
+    .text
 
 AS_ASM_TRAILER
