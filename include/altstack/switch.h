@@ -179,8 +179,11 @@ AS_API as_transfer as_switch_ontop_fast(as_ctx to, void *data, as_transfer (*fn)
  *   AS_FP_COMPARE  reload MXCSR / the x87 control word only when the
  *                  target's differ from the live ones (Intel: ldmxcsr is
  *                  the slow part);
- *   AS_FP_RELOAD   reload both unconditionally (AMD: reading back the
+ *   AS_FP_RELOAD   reload MXCSR unconditionally (AMD: reading back the
  *                  just-stored MXCSR for the comparison is the slow part);
+ *                  the switch still compares the x87 control word, which
+ *                  is cheap to read back; as_act_resume, which has no
+ *                  live value stored, loads both;
  *   AS_FP_AUTO     whichever suits this CPU (CPUID vendor: AMD and Hygon
  *                  get RELOAD, everything else COMPARE).
  *

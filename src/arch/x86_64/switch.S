@@ -22,9 +22,9 @@
  * neither and leaves flags 0.  Whoever resumes a frame restores its FP
  * control if and only if the frame has it (flags bit 15), whatever mode
  * the resumer itself uses, so the modes mix safely:
- *   - exact resumer: loads from the target frame, or, if the target has
- *     nothing, from its own frame just saved, i.e. the values already
- *     live (a cmov, no branch);
+ *   - exact resumer: loads from the target frame; if the target has
+ *     nothing, a predicted branch skips the loads and the live values
+ *     stay;
  *   - fast resumer: a branch, taken only into frames that have FP control.
  *
  * Exact-mode strategy.  How an exact resume loads the target's FP control
@@ -32,9 +32,12 @@
  * each site marked AS_FP_SITE below:
  *   compare (default): reload MXCSR / FCW only when they differ from ours,
  *             for CPUs where ldmxcsr is the slow part (Intel);
- *   reload:   ldmxcsr + fldcw unconditionally, for CPUs where reading
- *             back our own just-stored MXCSR for the compare is the slow
- *             part (AMD: stmxcsr's result forwards slowly).
+ *   reload:   ldmxcsr unconditionally, for CPUs where reading back our
+ *             own just-stored MXCSR for the compare is the slow part (AMD
+ *             Zen 4: stmxcsr issues once per ~12 cycles and a load of its
+ *             result waits for it; the FCW is still compared, since
+ *             fnstcw's store forwards and fldcw costs more than the
+ *             comparison).
  * The patched site is straight-line code padded with NOPs: no indirect
  * call, no extra branch.  as__fp_sites lists each site's [start, end)
  * (local labels, so that symbolizers still name the whole function) and
@@ -88,37 +91,41 @@
     .cfi_adjust_cfa_offset 8
 
 /* Exact resume.  rsp = the frame being resumed, `ours` = the frame just
- * saved.  rcx = where to load FP control from: the target, or ourselves
- * if the target saved none.  Then the patch site: as assembled, the
- * compare strategy (its slow halves in AS_FP_LOAD_EXACT_SLOW); the reload
- * strategy is as__fp_reload.  Clobbers ecx, r9d. */
+ * saved.  A target that saved no FP control (a fast-mode frame) keeps the
+ * live state: a predicted branch skips it all (a branch, not a cmov that
+ * would make the loads' address wait for the flags).  Then the patch
+ * site, MXCSR only: as assembled the comparison (compare strategy), or
+ * as__fp_reload, an unconditional ldmxcsr (reload strategy: on AMD the
+ * load that reads back the just-stored MXCSR waits for the slow stmxcsr,
+ * a store it cannot forward from).  The x87 control word is compared in
+ * both (fnstcw forwards; fldcw is not free).  The slow halves are in
+ * AS_FP_LOAD_EXACT_SLOW.  Clobbers r9d. */
 #define AS_FP_LOAD_EXACT(ours, n)     \
-    movq    %rsp, %rcx;               \
     testb   $AS_SW_HAS_FP, AS_SW_FLAGS_HI(%rsp); \
-    cmovzq  ours, %rcx;               \
+    jz      .Lfp_done##n;             \
 .Lfp_site##n:                         \
-    movl    AS_SW_MXCSR(%rcx), %r9d;  \
+    movl    AS_SW_MXCSR(%rsp), %r9d;  \
     xorl    AS_SW_MXCSR(ours), %r9d;  \
     testl   $AS_MXCSR_CTRL, %r9d;     \
     jnz     .Lload_mxcsr##n;          \
-.Lcheck_fcw##n:                       \
-    movzwl  AS_SW_FCW(%rcx), %r9d;    \
+.Lfp_site##n##_end:                   \
+    movzwl  AS_SW_FCW(%rsp), %r9d;    \
     cmpw    AS_SW_FCW(ours), %r9w;    \
     jne     .Lload_fcw##n;            \
-.Lfp_site##n##_end:
+.Lfp_done##n:
 
 /* The out-of-line half of AS_FP_LOAD_EXACT; after the function's body. */
 #define AS_FP_LOAD_EXACT_SLOW(n)      \
 .Lload_mxcsr##n:                      \
     .cfi_restore_state;               \
     .cfi_remember_state;              \
-    ldmxcsr AS_SW_MXCSR(%rcx);        \
-    jmp     .Lcheck_fcw##n;           \
+    ldmxcsr AS_SW_MXCSR(%rsp);        \
+    jmp     .Lfp_site##n##_end;       \
 .Lload_fcw##n:                        \
     .cfi_restore_state;               \
     .cfi_remember_state;              \
-    fldcw   AS_SW_FCW(%rcx);          \
-    jmp     .Lfp_site##n##_end
+    fldcw   AS_SW_FCW(%rsp);          \
+    jmp     .Lfp_done##n
 
 /* Fast resume: restore FP control only into a frame that has it. */
 #define AS_FP_LOAD_FAST(n)            \
@@ -258,15 +265,14 @@ AS_FUNC_END(AS_SYM(switch_ontop_fast))
 
 /*
  * The exact sites' alternative (the reload strategy) and the table of the
- * sites, for as_switch_init.  rcx = the frame to load from, as at the site.
+ * sites, for as_switch_init.  rsp = the frame being resumed, as at the site.
  * Each row: site start, site end, alternative start, alternative end.
  */
     .section .rodata, "a"
     .globl  as__fp_reload
     .hidden as__fp_reload
 as__fp_reload:
-    ldmxcsr AS_SW_MXCSR(%rcx)
-    fldcw   AS_SW_FCW(%rcx)
+    ldmxcsr AS_SW_MXCSR(%rsp)
     .globl  as__fp_reload_end
     .hidden as__fp_reload_end
 as__fp_reload_end:
