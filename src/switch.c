@@ -40,13 +40,30 @@ as_ctx as_ctx_make(const as_stack *s, as_entry fn)
  * kernel calls as_switch_init while its text is still writable).
  */
 #if AS_ARCH_X86_64
-/* Rows: site start, site end, alternative start, alternative end. */
-AS_HIDDEN extern unsigned char *const as__fp_sites[][4];
+/* Rows: site start, site end, alternative start, alternative end; a row
+ * of zeros ends a table.  switch.S has the switch's and as_act_resume's;
+ * libaltstack-fcontext's direct jump_fcontext / ontop_fcontext have
+ * theirs (weak: absent unless linked). */
+typedef unsigned char *const as_fp_site[4];
+AS_HIDDEN extern as_fp_site as__fp_sites[];
+extern as_fp_site fc__fp_sites[] __attribute__((weak));  /* GOT: may be 0 */
 
 #define AS_FP_SITE_MAX 64
-#define AS_FP_NSITES   3
+#define AS_FP_NSITES   8
 static unsigned char fp_compare[AS_FP_NSITES][AS_FP_SITE_MAX];
 static int fp_bound = AS_FP_COMPARE;
+
+/* Every site, in one list: at most AS_FP_NSITES (which switch.S and
+ * fcontext.S stay within). */
+static size_t fp_sites(const unsigned char *const *out[AS_FP_NSITES])
+{
+    as_fp_site *tables[2] = { as__fp_sites, fc__fp_sites };
+    size_t n = 0;
+    for (int t = 0; t < 2; t++)
+        for (as_fp_site *r = tables[t]; r && (*r)[0] && n < AS_FP_NSITES; r++)
+            out[n++] = (const unsigned char *const *)*r;
+    return n;
+}
 
 /* The recommended long NOPs (Intel SDM, NOP), 1 to 8 bytes: few enough
  * instructions that the padding costs a decode slot or two. */
@@ -87,11 +104,13 @@ int as_switch_set_fp_strategy(int strategy)
         return -AS_EINVAL;
     if (strategy == fp_bound)
         return 0;
-    for (int i = 0; i < AS_FP_NSITES; i++) {
-        unsigned char *site = as__fp_sites[i][0];
-        size_t len = (size_t)(as__fp_sites[i][1] - site);
-        const unsigned char *reload = as__fp_sites[i][2];
-        size_t alt = (size_t)(as__fp_sites[i][3] - reload);
+    const unsigned char *const *sites[AS_FP_NSITES];
+    size_t n = fp_sites(sites);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *site = (unsigned char *)sites[i][0];
+        size_t len = (size_t)(sites[i][1] - site);
+        const unsigned char *reload = sites[i][2];
+        size_t alt = (size_t)(sites[i][3] - reload);
         if (len > AS_FP_SITE_MAX || len < alt)
             return -AS_ENOTSUP;                 /* cannot happen: switch.S */
         unsigned char code[AS_FP_SITE_MAX];
@@ -108,9 +127,9 @@ int as_switch_set_fp_strategy(int strategy)
         int r = as__text_write(site, code, len);
         if (r != 0) {
             /* Put back the sites already written: all or nothing. */
-            for (int j = 0; j < i && strategy == AS_FP_RELOAD; j++)
-                as__text_write(as__fp_sites[j][0], fp_compare[j],
-                               (size_t)(as__fp_sites[j][1] - as__fp_sites[j][0]));
+            for (size_t j = 0; j < i && strategy == AS_FP_RELOAD; j++)
+                as__text_write((unsigned char *)sites[j][0], fp_compare[j],
+                               (size_t)(sites[j][1] - sites[j][0]));
             return r;
         }
     }

@@ -327,7 +327,7 @@ static transfer_t fp_ontop_fn(transfer_t t)
     return t;
 }
 
-Test(fcontext, fp_control_belongs_to_each_context)
+static void check_fp_per_context(void)
 {
     uint64_t saved = fp_get();
     char *mem = new_stack();
@@ -355,6 +355,43 @@ Test(fcontext, fp_control_belongs_to_each_context)
     cr_expect_eq(back3, FP_A, "%#llx", (unsigned long long)back3);
     free(mem);
 }
+
+Test(fcontext, fp_control_belongs_to_each_context)
+{
+    check_fp_per_context();
+}
+
+#ifdef FC_WITH_LIBALTSTACK
+/* Linked with the static libraries, the program shares the library's
+ * exact-mode strategy: the direct jump_fcontext / ontop_fcontext are
+ * patch sites too (their code changes with the binding), and FP control
+ * stays per context under each strategy. */
+#include <altstack/switch.h>
+
+Test(fcontext, fp_control_in_every_strategy)
+{
+    static const int strategies[] = { AS_FP_COMPARE, AS_FP_RELOAD };
+    unsigned char code[2][2][160];
+    int n = 0;
+    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++) {
+        if (as_switch_set_fp_strategy(strategies[i]) != 0)
+            continue;                           /* aarch64: compare only */
+        memcpy(code[n][0], (const void *)(uintptr_t)jump_fcontext, sizeof code[n][0]);
+        memcpy(code[n][1], (const void *)(uintptr_t)ontop_fcontext, sizeof code[n][1]);
+        n++;
+        cr_log_info("strategy %d", strategies[i]);
+        check_fp_per_context();
+    }
+    as_switch_init();
+# if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+    cr_assert_eq(n, 2);
+    cr_expect_neq(memcmp(code[0][0], code[1][0], sizeof code[0][0]), 0,
+                  "jump_fcontext is not rebound with the switch");
+    cr_expect_neq(memcmp(code[0][1], code[1][1], sizeof code[0][1]), 0,
+                  "ontop_fcontext is not rebound with the switch");
+# endif
+}
+#endif
 
 /* ---- stacks side by side in one allocation (Boost's pooled stacks) ----
  * Under Valgrind, a switch between two unregistered stacks less than

@@ -63,6 +63,7 @@
  */
 #include "../asm.h"
 #include "layout.h"
+#include "fp_exact.h"
 
 /* The CFI of a complete switch frame at %rsp. */
 #define AS_CFI_SWITCH_FRAME          \
@@ -75,57 +76,10 @@
     .cfi_offset %r14, AS_SW_R14 - AS_SW_SIZE; \
     .cfi_offset %r15, AS_SW_R15 - AS_SW_SIZE
 
-/* Push a switch frame for the caller: its callee-saved registers and the
- * FP word below its return address.  After this, rsp = the frame (our own
- * ctx) and the CFI describes it.  Exact: `pushq $-1` sets flags to 0xffff
- * and stmxcsr / fnstcw overwrite the low six bytes; fast: flags 0. */
-#define AS_SWITCH_SAVE_EXACT          \
-    AS_PUSH_CALLEE_SAVED;             \
-    pushq   $-1;                      \
-    .cfi_adjust_cfa_offset 8;         \
-    stmxcsr AS_SW_MXCSR(%rsp);        \
-    fnstcw  AS_SW_FCW(%rsp)
 #define AS_SWITCH_SAVE_FAST           \
     AS_PUSH_CALLEE_SAVED;             \
     pushq   $0;                       \
     .cfi_adjust_cfa_offset 8
-
-/* Exact resume.  rsp = the frame being resumed, `ours` = the frame just
- * saved.  A target that saved no FP control (a fast-mode frame) keeps the
- * live state: a predicted branch skips it all (a branch, not a cmov that
- * would make the loads' address wait for the flags).  Then the patch
- * site, MXCSR only: as assembled the comparison (compare strategy), or
- * as__fp_reload, an unconditional ldmxcsr (reload strategy: on AMD the
- * load that reads back the just-stored MXCSR waits for the slow stmxcsr,
- * a store it cannot forward from).  The x87 control word is compared in
- * both (fnstcw forwards; fldcw is not free).  The slow halves are in
- * AS_FP_LOAD_EXACT_SLOW.  Clobbers r9d. */
-#define AS_FP_LOAD_EXACT(ours, n)     \
-    testb   $AS_SW_HAS_FP, AS_SW_FLAGS_HI(%rsp); \
-    jz      .Lfp_done##n;             \
-.Lfp_site##n:                         \
-    movl    AS_SW_MXCSR(%rsp), %r9d;  \
-    xorl    AS_SW_MXCSR(ours), %r9d;  \
-    testl   $AS_MXCSR_CTRL, %r9d;     \
-    jnz     .Lload_mxcsr##n;          \
-.Lfp_site##n##_end:                   \
-    movzwl  AS_SW_FCW(%rsp), %r9d;    \
-    cmpw    AS_SW_FCW(ours), %r9w;    \
-    jne     .Lload_fcw##n;            \
-.Lfp_done##n:
-
-/* The out-of-line half of AS_FP_LOAD_EXACT; after the function's body. */
-#define AS_FP_LOAD_EXACT_SLOW(n)      \
-.Lload_mxcsr##n:                      \
-    .cfi_restore_state;               \
-    .cfi_remember_state;              \
-    ldmxcsr AS_SW_MXCSR(%rsp);        \
-    jmp     .Lfp_site##n##_end;       \
-.Lload_fcw##n:                        \
-    .cfi_restore_state;               \
-    .cfi_remember_state;              \
-    fldcw   AS_SW_FCW(%rsp);          \
-    jmp     .Lfp_done##n
 
 /* Fast resume: restore FP control only into a frame that has it. */
 #define AS_FP_LOAD_FAST(n)            \
@@ -185,7 +139,7 @@
     LOAD
 
 AS_FUNC_BEGIN(AS_SYM(switch))
-    AS_SWITCH_BODY(AS_SWITCH_SAVE_EXACT, AS_FP_LOAD_EXACT(%rax, _sw), _sw)
+    AS_SWITCH_BODY(AS_SWITCH_SAVE_EXACT, AS_FP_LOAD_EXACT(%rax, _sw, %r9d, %r9w), _sw)
     /* rsp = the frame to resume, FP control loaded; rax, rdx = the
      * transfer.  The domain switch (share.S) ends here too. */
     .globl  as__switch_pop
@@ -254,7 +208,7 @@ AS_FUNC_END(AS_SYM(switch_fast))
     notrack jmp *%r8
 
 AS_FUNC_BEGIN(AS_SYM(switch_ontop))
-    AS_ONTOP_BODY(AS_SWITCH_SAVE_EXACT, AS_FP_LOAD_EXACT(%rdi, _ot))
+    AS_ONTOP_BODY(AS_SWITCH_SAVE_EXACT, AS_FP_LOAD_EXACT(%rdi, _ot, %r9d, %r9w))
     AS_FP_LOAD_EXACT_SLOW(_ot)
 AS_FUNC_END(AS_SYM(switch_ontop))
 
@@ -276,16 +230,11 @@ as__fp_reload:
     .globl  as__fp_reload_end
     .hidden as__fp_reload_end
 as__fp_reload_end:
-    .section .data.rel.ro, "aw"     /* addresses: relocated at load time */
-    .p2align 3
-    .globl  as__fp_sites
-    .hidden as__fp_sites
-as__fp_sites:
-    .quad   .Lfp_site_sw, .Lfp_site_sw_end, as__fp_reload, as__fp_reload_end
-    .quad   .Lfp_site_ot, .Lfp_site_ot_end, as__fp_reload, as__fp_reload_end
+AS_FP_SITE_TABLE(as__fp_sites)
+    AS_FP_SITE_ROW(_sw)
+    AS_FP_SITE_ROW(_ot)
     .quad   as__act_fp_site, as__act_fp_site_end, as__act_fp_reload, as__act_fp_reload_end
-    .quad   0, 0, 0, 0
-    .text
+AS_FP_SITE_TABLE_END
 
 /*
  * The first code a fresh context runs, entered from as_switch's final jump.

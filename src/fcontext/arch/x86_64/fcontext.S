@@ -26,8 +26,8 @@
  * Direct switches.  Without AddressSanitizer, jump_fcontext and
  * ontop_fcontext switch by themselves, with what Boost's assembly does
  * (callee-saved registers; MXCSR and the x87 control word saved, and
- * loaded from the target, here only when they differ: reading them back
- * is cheaper than ldmxcsr / fldcw on Intel) plus libaltstack's
+ * loaded from the target as as_switch loads them, in the exact-mode
+ * strategy as_switch_init bound: fp_exact.h) plus libaltstack's
  * bookkeeping, done by the jumper once it knows the target's `cur`: the
  * thread's `cur` becomes the target's, and the target's stack is linked
  * to the jumper's frame, so that unwinders go from a fiber into whoever
@@ -52,6 +52,7 @@
  */
 #include "../../../arch/asm.h"
 #include "../../../arch/x86_64/layout.h"
+#include "../../../arch/x86_64/fp_exact.h"
 #include "../../layout.h"
 
 #if defined(AS_ASAN) && AS_ASAN
@@ -71,45 +72,22 @@
  */
 #define FC_SAVE                            \
     movq    (%rsp), %r9;                   \
-    AS_PUSH_CALLEE_SAVED;                  \
-    pushq   $-1;                           \
-    .cfi_adjust_cfa_offset 8;              \
-    stmxcsr AS_SW_MXCSR(%rsp);             \
-    fnstcw  AS_SW_FCW(%rsp);               \
+    AS_SWITCH_SAVE_EXACT;                  \
     movq    fc__tls@GOTTPOFF(%rip), %r10;  \
     movq    %fs:FC_TLS_CUR(%r10), %r11;    \
     movq    %r11, -FC_CUR_BELOW(%rsp)
 
 /*
- * rsp = the target's frame, rax = ours.  Every target holds FP control
- * (our frames and fresh ones do): load its MXCSR control bits and x87
- * control word where they differ from ours.  The status flags are
- * caller-saved.  Clobbers ecx.
+ * rsp = the target's frame, rax = ours: FP control as as_switch loads it
+ * (fp_exact.h: skipped into a frame that has none, such as a fast one;
+ * the MXCSR half is a patch site of the exact-mode strategy, listed in
+ * fc__fp_sites below).  The status flags are caller-saved.  Clobbers ecx
+ * (r9 holds the cookie).
  */
 #define FC_FP_LOAD(n)                      \
     .cfi_remember_state;                   \
-    movl    AS_SW_MXCSR(%rsp), %ecx;       \
-    xorl    AS_SW_MXCSR(%rax), %ecx;       \
-    testl   $AS_MXCSR_CTRL, %ecx;          \
-    jnz     .Lload_mxcsr##n;               \
-.Lmxcsr_done##n:                           \
-    movzwl  AS_SW_FCW(%rsp), %ecx;         \
-    cmpw    AS_SW_FCW(%rax), %cx;          \
-    jne     .Lload_fcw##n;                 \
-.Lfcw_done##n:
-
-/* Its out-of-line half, after the function's body. */
-#define FC_FP_LOAD_SLOW(n)                 \
-.Lload_mxcsr##n:                           \
-    .cfi_restore_state;                    \
-    .cfi_remember_state;                   \
-    ldmxcsr AS_SW_MXCSR(%rsp);             \
-    jmp     .Lmxcsr_done##n;               \
-.Lload_fcw##n:                             \
-    .cfi_restore_state;                    \
-    .cfi_remember_state;                   \
-    fldcw   AS_SW_FCW(%rsp);               \
-    jmp     .Lfcw_done##n
+    AS_FP_LOAD_EXACT(%rax, n, %ecx, %cx)
+#define FC_FP_LOAD_SLOW(n) AS_FP_LOAD_EXACT_SLOW(n)
 
 #define FC_POP_CFI(reg)                    \
     popq    reg;                           \
@@ -215,6 +193,17 @@ AS_FUNC_HIDDEN(fc__start)
     call    _exit@PLT
     ud2
 AS_FUNC_END(fc__start)
+
+/*
+ * The exact-mode strategy's sites here, bound by as_switch_init with the
+ * switch's own (src/switch.c finds this table through a weak reference:
+ * a program without fcontext has none).  Rows as in as__fp_sites
+ * (switch.S): site start, site end, alternative start, alternative end.
+ */
+AS_FP_SITE_TABLE(fc__fp_sites)
+    AS_FP_SITE_ROW(_j)
+    AS_FP_SITE_ROW(_o)
+AS_FP_SITE_TABLE_END
 
 #else /* !FC_DIRECT: around as_switch and as_switch_ontop */
 
