@@ -45,6 +45,10 @@ if os.environ.get('CFI_STEP_FUNCS'):
     ASM = tuple(k for k in LIMIT if k != 'tail')
 if os.environ.get('CFI_STEP_ENDS'):
     ENDS = tuple(os.environ['CFI_STEP_ENDS'].split(','))
+# Without debug info (a release build) gdb names assembly symbols from the
+# symbol table and decodes "__" in them Ada-style, as ".": as__context_start
+# shows as as.context_start.  Either spelling ends a chain.
+ENDS += tuple(e.replace('__', '.') for e in ENDS if '__' in e)
 
 
 def gdb_side():
