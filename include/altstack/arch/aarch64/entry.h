@@ -129,6 +129,46 @@
 #ifdef __ASSEMBLER__
 
 /*
+ * AS_EF_STORE_X0_X29 / AS_EF_LOAD_X2_X29 - the general registers of the
+ * frame at sp (the layout above), for the entry and exit macros below:
+ * the store of x0-x29, and the load of x2-x29 (each exit loads x0, x1 and
+ * x30 itself, around its own use of them).
+ */
+.macro AS_EF_STORE_X0_X29
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+.endm
+.macro AS_EF_LOAD_X2_X29
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+.endm
+
+/*
  * AS_EL1_ENTRY kind - the first instructions of a vector entry.
  *   kind = irq     from EL1h: the IRQ half (below the middle and guard)
  *          trap    from EL1h: the trap half (top of the buffer)
@@ -152,21 +192,7 @@
     .endif
     .endif
     sub     sp, sp, #AS_EF_SIZE
-    stp     x0, x1, [sp, #0]
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x19, [sp, #144]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
+    AS_EF_STORE_X0_X29
     .ifc \kind, nested
     add     x2, sp, #AS_EF_SIZE
     .else
@@ -196,20 +222,7 @@
     mov     sp, x0
     msr     spsel, #0
     .endif
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x19, [sp, #144]
-    ldp     x20, x21, [sp, #160]
-    ldp     x22, x23, [sp, #176]
-    ldp     x24, x25, [sp, #192]
-    ldp     x26, x27, [sp, #208]
-    ldp     x28, x29, [sp, #224]
+    AS_EF_LOAD_X2_X29
     ldr     x30, [sp, #AS_EF_X30]
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #AS_EF_SIZE
@@ -244,21 +257,7 @@
     .endif
     .endif
     sub     sp, sp, #AS_EF_SIZE
-    stp     x0, x1, [sp, #0]
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x19, [sp, #144]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
+    AS_EF_STORE_X0_X29
     mrs     x2, sp_el0
     stp     x30, x2, [sp, #AS_EF_X30]
     mrs     x1, elr_el1
@@ -296,20 +295,7 @@
     mov     sp, x0
     ldr     x1, [sp, #AS_EF_SP]
     msr     sp_el0, x1
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x19, [sp, #144]
-    ldp     x20, x21, [sp, #160]
-    ldp     x22, x23, [sp, #176]
-    ldp     x24, x25, [sp, #192]
-    ldp     x26, x27, [sp, #208]
-    ldp     x28, x29, [sp, #224]
+    AS_EF_LOAD_X2_X29
     ldr     x30, [sp, #AS_EF_X30]
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #AS_EF_SIZE
