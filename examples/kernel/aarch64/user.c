@@ -14,6 +14,7 @@
  */
 #include <altstack.h>
 #include "el0.h"
+#include "mem.h"
 
 /* --- what the kernel links against ----------------------------------------------- */
 
@@ -35,46 +36,6 @@ extern const char upre_task_lo[], upre_task_hi[];
 long usvc_check(long nr, long a0, uint64_t *bad);
 long uprobe_read(const void *p);
 long uprobe_write(void *p);
-
-/* The compiler may call these for copies and initialisation. */
-void *memcpy(void *d, const void *s, size_t n)
-{
-    char *dp = d;
-    const char *sp = s;
-    while (n--)
-        *dp++ = *sp++;
-    return d;
-}
-
-void *memset(void *d, int c, size_t n)
-{
-    char *dp = d;
-    while (n--)
-        *dp++ = (char)c;
-    return d;
-}
-
-void *memmove(void *d, const void *s, size_t n)
-{
-    char *dp = d;
-    const char *sp = s;
-    if (dp < sp)
-        while (n--)
-            *dp++ = *sp++;
-    else
-        while (n--)
-            dp[n] = sp[n];
-    return d;
-}
-
-int memcmp(const void *a, const void *b, size_t n)
-{
-    const unsigned char *x = a, *y = b;
-    for (; n; n--, x++, y++)
-        if (*x != *y)
-            return *x - *y;
-    return 0;
-}
 
 static long usvc(long nr, long a0, long a1, long a2, long a3, long a4)
 {

@@ -74,9 +74,6 @@ void ktick(struct arch_frame *f);
 void kcheck(bool ok, const char *name);     /* PASS/FAIL name, counted   */
 void krun_on_ap(void (*fn)(void));          /* fn() on cpu1, then return */
 void kprintf(const char *fmt, ...);
-void *memcpy(void *d, const void *s, size_t n);
-void *memset(void *d, int c, size_t n);
-void *memmove(void *d, const void *s, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
+#include "mem.h"                            /* memcpy, memset, ... */
 
 #endif

@@ -11,24 +11,6 @@
 #include <altstack.h>
 #include "usys.h"
 
-/* What the library's freestanding objects may call. */
-void *memcpy(void *d, const void *s, unsigned long n)
-{
-    unsigned char *dp = d;
-    const unsigned char *sp = s;
-    while (n--)
-        *dp++ = *sp++;
-    return d;
-}
-
-void *memset(void *d, int c, unsigned long n)
-{
-    unsigned char *dp = d;
-    while (n--)
-        *dp++ = (unsigned char)c;
-    return d;
-}
-
 static inline void *gs_self(void)
 {
     void *p;
