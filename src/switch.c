@@ -65,11 +65,12 @@ static size_t fp_sites(const unsigned char *const *out[AS_FP_NSITES])
     return n;
 }
 
-/* The recommended long NOPs (Intel SDM, NOP), 1 to 8 bytes: few enough
- * instructions that the padding costs a decode slot or two. */
+/* The recommended long NOPs (Intel SDM, NOP; AMD's optimisation guide
+ * lists the same), 1 to 9 bytes: the fewest instructions, so that the
+ * padding costs a decode slot or two (the switch's site needs one). */
 static void nop_fill(unsigned char *p, size_t n)
 {
-    static const unsigned char nops[8][8] = {
+    static const unsigned char nops[9][9] = {
         { 0x90 },
         { 0x66, 0x90 },
         { 0x0f, 0x1f, 0x00 },
@@ -78,9 +79,10 @@ static void nop_fill(unsigned char *p, size_t n)
         { 0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00 },
         { 0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00 },
         { 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00 },
+        { 0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00 },
     };
     while (n) {
-        size_t k = n < 8 ? n : 8;
+        size_t k = n < 9 ? n : 9;
         for (size_t i = 0; i < k; i++)
             p[i] = nops[k - 1][i];
         p += k;

@@ -39,7 +39,7 @@
 .Lfp_site##n:                         \
     movl    AS_SW_MXCSR(%rsp), t32;   \
     xorl    AS_SW_MXCSR(ours), t32;   \
-    testl   $AS_MXCSR_CTRL, t32;      \
+    andl    $AS_MXCSR_CTRL_AND, t32;  \
     jnz     .Lload_mxcsr##n;          \
 .Lfp_site##n##_end:                   \
     movzwl  AS_SW_FCW(%rsp), t32;     \

@@ -76,6 +76,10 @@ _Static_assert(AS_STACK_MIN_BYTES >= AS_ASAN_TOP + AS_TOP_SIZE + 2 * AS_SW_SIZE,
 /* Control bits of MXCSR (DAZ, exception masks, RC, FZ); bits 0-5 are the
  * sticky status flags, which the ABI leaves caller-saved. */
 #define AS_MXCSR_CTRL   0xffc0
+/* The same bits as a sign-extended 8-bit mask for `and`, where the value
+ * is an XOR of two MXCSRs (bits 16-31 reserved, always 0): the shortest
+ * comparison, so that a patch site holds little padding. */
+#define AS_MXCSR_CTRL_AND (-64)
 #define AS_MXCSR_DEFAULT 0x1f80
 #define AS_FCW_DEFAULT   0x037f
 
