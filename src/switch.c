@@ -32,9 +32,9 @@ as_ctx as_ctx_make(const as_stack *s, as_entry fn)
 /*
  * Binding the exact-mode strategy (x86_64; see src/arch/x86_64/switch.S).
  * Each site as assembled is the compare strategy; the reload strategy is
- * the site's row's alternative bytes (as__fp_reload for the switch's,
- * as__act_fp_reload for as_act_resume's), copied over the site and padded
- * with NOPs.  The compare bytes are kept on the first patch, so the
+ * the site's row's alternative bytes (its table's .Lfp_reload for the
+ * switches', as__act_fp_reload for as_act_resume's), copied over the site
+ * and padded with NOPs.  The compare bytes are kept on the first patch, so the
  * binding can go back.  as__text_write makes the text writable (hosted:
  * mprotect, src/hosted/text.c) or is a plain copy (freestanding: the
  * kernel calls as_switch_init while its text is still writable).

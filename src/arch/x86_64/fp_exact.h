@@ -27,7 +27,7 @@
  * live state: a predicted branch skips it all (a branch, not a cmov that
  * would make the loads' address wait for the flags).  Then the patch
  * site, MXCSR only: as assembled the comparison (compare strategy), or
- * as__fp_reload, an unconditional ldmxcsr (reload strategy: on AMD the
+ * the table's .Lfp_reload, an unconditional ldmxcsr (reload strategy: on AMD the
  * load that reads back the just-stored MXCSR waits for the slow stmxcsr,
  * a store it cannot forward from).  The x87 control word is compared in
  * both (fnstcw forwards; fldcw is not free).  The slow halves are in
@@ -62,16 +62,23 @@
 
 /* A table of patch sites for as_switch_init (src/switch.c): rows of site
  * start, site end, alternative start, alternative end, ended by zeros.
- * AS_FP_SITE_ROW is the row of an AS_FP_LOAD_EXACT site (alternative:
- * as__fp_reload, in switch.S). */
+ * The table comes with the reload strategy's bytes for this object's
+ * AS_FP_LOAD_EXACT sites (rsp = the frame being resumed, as at a site),
+ * local to the object: the fcontext library's table needs nothing hidden
+ * from libaltstack, whichever way the two are linked.  AS_FP_SITE_ROW is
+ * the row of one such site. */
 #define AS_FP_SITE_TABLE(name)        \
+    .section .rodata, "a";            \
+.Lfp_reload:                          \
+    ldmxcsr AS_SW_MXCSR(%rsp);        \
+.Lfp_reload_end:                      \
     .section .data.rel.ro, "aw";  /* addresses: relocated at load time */ \
     .p2align 3;                       \
     .globl  name;                     \
     .hidden name;                     \
 name:
 #define AS_FP_SITE_ROW(n)             \
-    .quad   .Lfp_site##n, .Lfp_site##n##_end, as__fp_reload, as__fp_reload_end
+    .quad   .Lfp_site##n, .Lfp_site##n##_end, .Lfp_reload, .Lfp_reload_end
 #define AS_FP_SITE_TABLE_END          \
     .quad   0, 0, 0, 0;               \
     .text

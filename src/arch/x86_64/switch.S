@@ -222,14 +222,6 @@ AS_FUNC_END(AS_SYM(switch_ontop_fast))
  * sites, for as_switch_init.  rsp = the frame being resumed, as at the site.
  * Each row: site start, site end, alternative start, alternative end.
  */
-    .section .rodata, "a"
-    .globl  as__fp_reload
-    .hidden as__fp_reload
-as__fp_reload:
-    ldmxcsr AS_SW_MXCSR(%rsp)
-    .globl  as__fp_reload_end
-    .hidden as__fp_reload_end
-as__fp_reload_end:
 AS_FP_SITE_TABLE(as__fp_sites)
     AS_FP_SITE_ROW(_sw)
     AS_FP_SITE_ROW(_ot)
