@@ -34,8 +34,8 @@ as_ctx as_ctx_make(const as_stack *s, as_entry fn)
  * Each site as assembled is the compare strategy; the reload strategy is
  * the site's row's alternative bytes (its table's .Lfp_reload for the
  * switches', as__act_fp_reload for as_act_resume's), copied over the site
- * and padded with NOPs.  The compare bytes are kept on the first patch, so the
- * binding can go back.  as__text_write makes the text writable (hosted:
+ * and padded with NOPs.  The compare bytes are kept on the first patch, so
+ * the binding can go back.  as__text_write makes the text writable (hosted:
  * mprotect, src/hosted/text.c) or is a plain copy (freestanding: the
  * kernel calls as_switch_init while its text is still writable).
  */
@@ -53,15 +53,18 @@ extern as_fp_site fc__fp_sites[] __attribute__((weak));  /* GOT: may be 0 */
 static unsigned char fp_compare[AS_FP_NSITES][AS_FP_SITE_MAX];
 static int fp_bound = AS_FP_COMPARE;
 
-/* Every site, in one list: at most AS_FP_NSITES (which switch.S and
- * fcontext.S stay within). */
-static size_t fp_sites(const unsigned char *const *out[AS_FP_NSITES])
+/* Every site, in one list; -1 if the tables hold more than AS_FP_NSITES
+ * (switch.S and fcontext.S hold 5), so that no site is left unbound. */
+static int fp_sites(const unsigned char *const *out[AS_FP_NSITES])
 {
     as_fp_site *tables[2] = { as__fp_sites, fc__fp_sites };
-    size_t n = 0;
+    int n = 0;
     for (int t = 0; t < 2; t++)
-        for (as_fp_site *r = tables[t]; r && (*r)[0] && n < AS_FP_NSITES; r++)
+        for (as_fp_site *r = tables[t]; r && (*r)[0]; r++) {
+            if (n == AS_FP_NSITES)
+                return -1;
             out[n++] = (const unsigned char *const *)*r;
+        }
     return n;
 }
 
@@ -107,8 +110,10 @@ int as_switch_set_fp_strategy(int strategy)
     if (strategy == fp_bound)
         return 0;
     const unsigned char *const *sites[AS_FP_NSITES];
-    size_t n = fp_sites(sites);
-    for (size_t i = 0; i < n; i++) {
+    int n = fp_sites(sites);
+    if (n < 0)
+        return -AS_ENOTSUP;                     /* cannot happen: see above */
+    for (int i = 0; i < n; i++) {
         unsigned char *site = (unsigned char *)sites[i][0];
         size_t len = (size_t)(sites[i][1] - site);
         const unsigned char *reload = sites[i][2];
@@ -129,7 +134,7 @@ int as_switch_set_fp_strategy(int strategy)
         int r = as__text_write(site, code, len);
         if (r != 0) {
             /* Put back the sites already written: all or nothing. */
-            for (size_t j = 0; j < i && strategy == AS_FP_RELOAD; j++)
+            for (int j = 0; j < i && strategy == AS_FP_RELOAD; j++)
                 as__text_write((unsigned char *)sites[j][0], fp_compare[j],
                                (size_t)(sites[j][1] - sites[j][0]));
             return r;

@@ -27,9 +27,9 @@
  * live state: a predicted branch skips it all (a branch, not a cmov that
  * would make the loads' address wait for the flags).  Then the patch
  * site, MXCSR only: as assembled the comparison (compare strategy), or
- * the table's .Lfp_reload, an unconditional ldmxcsr (reload strategy: on AMD the
- * load that reads back the just-stored MXCSR waits for the slow stmxcsr,
- * a store it cannot forward from).  The x87 control word is compared in
+ * the table's .Lfp_reload, an unconditional ldmxcsr (reload strategy: on
+ * AMD the load that reads back the just-stored MXCSR waits for the slow
+ * stmxcsr).  The x87 control word is compared in
  * both (fnstcw forwards; fldcw is not free).  The slow halves are in
  * AS_FP_LOAD_EXACT_SLOW.  Clobbers t32 (t16: its low half).  The
  * caller has done .cfi_remember_state; n makes the labels unique. */

@@ -29,20 +29,21 @@
  *
  * Exact-mode strategy.  How an exact resume loads the target's FP control
  * is bound once at start-up (as_switch_init, src/switch.c), by patching
- * each site marked AS_FP_SITE below:
+ * each AS_FP_LOAD_EXACT site (fp_exact.h) listed in as__fp_sites below:
  *   compare (default): reload MXCSR / FCW only when they differ from ours,
  *             for CPUs where ldmxcsr is the slow part (Intel);
  *   reload:   ldmxcsr unconditionally, for CPUs where reading back our
  *             own just-stored MXCSR for the compare is the slow part (AMD
- *             Zen 4: stmxcsr issues once per ~12 cycles and a load of its
- *             result waits for it; the FCW is still compared, since
+ *             Zen 4: back-to-back stmxcsr run 4.5 ns apart and a load of
+ *             its result waits for it; the FCW is still compared, since
  *             fnstcw's store forwards and fldcw costs more than the
  *             comparison).
  * The patched site is straight-line code padded with NOPs: no indirect
  * call, no extra branch.  as__fp_sites lists each site's [start, end)
  * (local labels, so that symbolizers still name the whole function) and
  * the reload bytes that replace it; its last site is as_act_resume's
- * (activation.S), which binds with the switch's.
+ * (activation.S), which binds with the switch's, and the direct fcontext
+ * switches' sites bind with them too (fc__fp_sites, fcontext.S).
  *
  * CFI.  The frame as_switch pushes has the same layout as the frame of the
  * context it resumes, so one set of CFI rules is right on both sides of the

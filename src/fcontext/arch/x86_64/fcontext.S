@@ -87,7 +87,6 @@
 #define FC_FP_LOAD(n)                      \
     .cfi_remember_state;                   \
     AS_FP_LOAD_EXACT(%rax, n, %ecx, %cx)
-#define FC_FP_LOAD_SLOW(n) AS_FP_LOAD_EXACT_SLOW(n)
 
 #define FC_POP_CFI(reg)                    \
     popq    reg;                           \
@@ -131,7 +130,7 @@ AS_FUNC_BEGIN(jump_fcontext)
     movq    %r9, AS_TOP_COOKIE(%rcx)
 1:  FC_POP
     notrack jmp *%r8
-    FC_FP_LOAD_SLOW(_j)
+    AS_FP_LOAD_EXACT_SLOW(_j)
 AS_FUNC_END(jump_fcontext)
 
 /*
@@ -175,7 +174,7 @@ AS_FUNC_BEGIN(ontop_fcontext)
     leaq    16(%rsp), %rsp
     .cfi_adjust_cfa_offset -16
     notrack jmp *%r8
-    FC_FP_LOAD_SLOW(_o)
+    AS_FP_LOAD_EXACT_SLOW(_o)
 AS_FUNC_END(ontop_fcontext)
 
 /*
