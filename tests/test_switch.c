@@ -163,6 +163,29 @@ Test(switch, rounding_mode_is_per_context)
     check_rounding_per_context();
 }
 
+/* check() once under each exact-mode strategy this architecture has
+ * (x86_64: compare and reload, each a different patch of the switch's
+ * code; aarch64: compare only), then the strategy bound for this CPU
+ * again. */
+static void each_fp_strategy(void (*check)(void))
+{
+    static const int strategies[] = { AS_FP_COMPARE, AS_FP_RELOAD };
+    int n = 0;
+    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++) {
+        if (as_switch_set_fp_strategy(strategies[i]) != 0)
+            continue;
+        n++;
+        cr_log_info("strategy %d", strategies[i]);
+        check();
+    }
+    cr_assert_eq(as_switch_init(), 0);
+#if defined(__x86_64__)
+    cr_assert_eq(n, 2, "x86_64 has both strategies");
+#else
+    cr_assert_eq(n, 1);
+#endif
+}
+
 #if defined(__x86_64__)
 /* ---- the x87 control word is per context too, on its own ----
  * The two sides keep the same MXCSR and differ only in the x87 control
@@ -212,12 +235,7 @@ static void check_fcw_per_context(void)
 
 Test(switch, x87_control_word_is_per_context_in_every_strategy)
 {
-    static const int strategies[] = { AS_FP_COMPARE, AS_FP_RELOAD };
-    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++) {
-        cr_assert_eq(as_switch_set_fp_strategy(strategies[i]), 0);
-        check_fcw_per_context();
-    }
-    as_switch_init();
+    each_fp_strategy(check_fcw_per_context);
 }
 #endif
 
@@ -257,23 +275,16 @@ static void check_rounding_per_context(void);
 static struct fidelity_way ontop_2_of_3(uint64_t round);
 
 /* Every exact-mode check, once per strategy this architecture has. */
+static void check_exact_mode(void)
+{
+    check_fidelity(NULL);
+    check_fidelity(ontop_2_of_3);
+    check_rounding_per_context();
+}
+
 Test(switch, exact_mode_fidelity_in_every_strategy)
 {
-    static const int strategies[] = { AS_FP_COMPARE, AS_FP_RELOAD };
-    int n = 0;
-    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++) {
-        if (as_switch_set_fp_strategy(strategies[i]) != 0)
-            continue;                           /* aarch64: compare only */
-        n++;
-        cr_log_info("strategy %d", strategies[i]);
-        check_fidelity(NULL);
-        check_fidelity(ontop_2_of_3);
-        check_rounding_per_context();
-    }
-    cr_assert_geq(n, 1);
-#if defined(__x86_64__)
-    cr_assert_eq(n, 2, "x86_64 has both strategies");
-#endif
+    each_fp_strategy(check_exact_mode);
 }
 
 /* ---- fast mode: FP control belongs to the thread ---- */
@@ -351,18 +362,11 @@ static void check_modes_mix(void)
     as_stack_free(&s);
 }
 
-/* Under each exact strategy: each skips the FP loads into a fast frame its
- * own way (the site is patched), so each is checked. */
+/* Under each exact strategy: the code around the skip into a fast frame
+ * is patched differently in each. */
 Test(switch, modes_mix_safely)
 {
-    static const int strategies[] = { AS_FP_COMPARE, AS_FP_RELOAD };
-    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++) {
-        if (as_switch_set_fp_strategy(strategies[i]) != 0)
-            continue;                           /* aarch64: compare only */
-        cr_log_info("strategy %d", strategies[i]);
-        check_modes_mix();
-    }
-    as_switch_init();
+    each_fp_strategy(check_modes_mix);
 }
 
 /* Callee-saved GPRs (and d8-d15) through fast switches both ways; the FP
@@ -389,15 +393,14 @@ static struct fidelity_way fast_or_exact(uint64_t round)
     return round % 3 ? fast_every(round) : (struct fidelity_way){ NULL, NULL, 0 };
 }
 
-Test(switch, fast_and_exact_mixed_keep_registers)
+static void check_fast_or_exact(void)
 {
     check_fidelity(fast_or_exact);
-    if (as_switch_set_fp_strategy(AS_FP_COMPARE) == 0)
-        check_fidelity(fast_or_exact);
-#if defined(__x86_64__)
-    cr_assert_eq(as_switch_set_fp_strategy(AS_FP_RELOAD), 0);
-    check_fidelity(fast_or_exact);
-#endif
+}
+
+Test(switch, fast_and_exact_mixed_keep_registers)
+{
+    each_fp_strategy(check_fast_or_exact);
 }
 
 /* ---- 10,000 live contexts resumed in random order ---- */
