@@ -447,10 +447,8 @@ void as_act_init(as_act *a, const as_stack *s, void (*fn)(void *), void *arg)
     if (!a)
         return;
     a->kind = AS_ACT_NONE;
-    if (!s || !fn || !s->lo || !s->hi)
-        return;
-    uintptr_t top = as__align_down((uintptr_t)s->hi, 16);
-    if (top < (uintptr_t)s->lo || top - (uintptr_t)s->lo < AS_STACK_MIN)
+    uintptr_t top = as__stack_top(s);
+    if (!fn || !top)
         return;
     fresh_fill(a, top, fn, arg);
     a->kind = AS_ACT_FRESH;

@@ -45,13 +45,8 @@ void as_auxstack_set(const as_stack *s)
     struct as__aux *a = as__aux_slot();
     if (!a)
         return;
-    uintptr_t lo = 0, top = 0;
-    if (s && s->lo && s->hi) {
-        lo = (uintptr_t)s->lo;
-        top = as__align_down((uintptr_t)s->hi, 16);
-        if (top < lo || top - lo < AS_STACK_MIN)
-            lo = top = 0;
-    }
+    uintptr_t top = as__stack_top(s);
+    uintptr_t lo = top ? (uintptr_t)s->lo : 0;
     /* Clear top first: an interrupt in between sees "no aux stack" rather
      * than a half-written one. */
     a->top = 0;
