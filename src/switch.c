@@ -47,6 +47,7 @@ as_ctx as_ctx_make(const as_stack *s, as_entry fn)
 typedef unsigned char *const as_fp_site[4];
 AS_HIDDEN extern as_fp_site as__fp_sites[];
 extern as_fp_site fc__fp_sites[] __attribute__((weak));  /* GOT: may be 0 */
+extern as_fp_site as__pkru_fp_sites[] __attribute__((weak));
 
 #define AS_FP_SITE_MAX 64
 #define AS_FP_NSITES   8
@@ -54,12 +55,13 @@ static unsigned char fp_compare[AS_FP_NSITES][AS_FP_SITE_MAX];
 static int fp_bound = AS_FP_COMPARE;
 
 /* Every site, in one list; -1 if the tables hold more than AS_FP_NSITES
- * (switch.S and fcontext.S hold 5), so that no site is left unbound. */
+ * (switch.S, share.S and fcontext.S hold 7), so that no site is left
+ * unbound. */
 static int fp_sites(const unsigned char *const *out[AS_FP_NSITES])
 {
-    as_fp_site *tables[2] = { as__fp_sites, fc__fp_sites };
+    as_fp_site *tables[3] = { as__fp_sites, as__pkru_fp_sites, fc__fp_sites };
     int n = 0;
-    for (int t = 0; t < 2; t++)
+    for (int t = 0; t < 3; t++)
         for (as_fp_site *r = tables[t]; r && (*r)[0]; r++) {
             if (n == AS_FP_NSITES)
                 return -1;

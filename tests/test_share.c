@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 #include <altstack.h>
 #include <errno.h>
+#include <fenv.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -29,6 +30,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 #include "cpu_expect.h"
+#include "fp_strategy.h"
 
 /* ---- probes ---------------------------------------------------------------- */
 
@@ -326,6 +328,113 @@ BACKEND_TEST(fiber_own_stack_always_works)
     cr_assert_eq(as_domain_fini(&db), 0);
     as_stack_free(&g_a);
     as_stack_free(&g_b);
+}
+
+/* ---- FP control per context, across domain switches --------------------
+ * Two fibers in two domains ping-pong with as_switch_domain, each in its
+ * own rounding mode, and each checks after every resume that its
+ * arithmetic still rounds its way: 1/3 in double (SSE on x86_64, FPCR on
+ * aarch64) and, on x86_64, in long double (the x87 control word).  The
+ * caller, outside every domain, keeps round-to-nearest.  Under pkeys the
+ * fibers switch through the protection-key switch (share.S), whose
+ * FP-control code is patched per exact-mode strategy like as_switch's, so
+ * the check runs under each strategy. */
+enum { FP_ROUNDS = 40 };
+
+static volatile double fp_num = 1.0, fp_den = 3.0;
+
+struct fp_expect { double d; long double ld; };
+
+/* Out of line and from volatile operands: the division happens here, in
+ * the rounding mode of the moment (the compiler may otherwise move it
+ * across fesetround, which it treats as unrelated to arithmetic). */
+static __attribute__((noinline)) struct fp_expect fp_now(void)
+{
+    return (struct fp_expect){ fp_num / fp_den, (long double)fp_num / fp_den };
+}
+
+static struct fp_expect fp_in_mode(int mode)
+{
+    int old = fegetround();
+    fesetround(mode);
+    struct fp_expect e = fp_now();
+    fesetround(old);
+    return e;
+}
+
+static struct {
+    as_domain d[2];
+    struct fp_expect want[2];
+    int wrong[2];                       /* resumes that rounded otherwise */
+    int mode[2];
+    as_ctx fresh1;                      /* fiber 1, made by the caller */
+} fpd;
+
+static void fp_check(int me)
+{
+    struct fp_expect e = fp_now();
+    if (e.d != fpd.want[me].d || e.ld != fpd.want[me].ld || fegetround() != fpd.mode[me])
+        fpd.wrong[me]++;
+}
+
+/* Fiber 0 starts fiber 1 (made by the caller); then they alternate FP_ROUNDS times; fiber 0
+ * goes back to the caller at the end (fiber 1 stays suspended). */
+static as_transfer fp_fiber1(as_transfer t)
+{
+    fesetround(fpd.mode[1]);
+    for (;;) {
+        fp_check(1);
+        t = as_switch_domain(t.ctx, &fpd.d[0], NULL);
+    }
+    return t;                           /* not reached */
+}
+
+static as_transfer fp_fiber0(as_transfer t)
+{
+    as_ctx caller = t.ctx;
+    fesetround(fpd.mode[0]);
+    as_transfer u = as_switch_domain(fpd.fresh1, &fpd.d[1], NULL);
+    for (int i = 0; i < FP_ROUNDS; i++) {
+        fp_check(0);
+        u = as_switch_domain(u.ctx, &fpd.d[1], NULL);
+    }
+    fp_check(0);
+    return (as_transfer){ caller, NULL };
+}
+
+static void check_fp_across_domains(void)
+{
+    as_stack s[2] = { new_stack(64 << 10), new_stack(64 << 10) };
+    fpd.mode[0] = FE_UPWARD;
+    fpd.mode[1] = FE_DOWNWARD;
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(as_domain_init(&fpd.d[i], &s[i]), 0);
+        fpd.want[i] = fp_in_mode(fpd.mode[i]);
+        fpd.wrong[i] = 0;
+    }
+    struct fp_expect near = fp_in_mode(FE_TONEAREST);
+    cr_assert_neq(fpd.want[0].d, fpd.want[1].d, "the modes round 1/3 apart");
+    cr_assert_neq(fpd.want[0].ld, fpd.want[1].ld);
+    cr_assert_eq(fegetround(), FE_TONEAREST);
+    /* Made here: inside domain 0, fiber 1's stack is closed. */
+    fpd.fresh1 = as_domain_ctx_make(&fpd.d[1], fp_fiber1);
+    cr_assert_not_null(fpd.fresh1);
+    as_transfer t = as_switch_domain(as_domain_ctx_make(&fpd.d[0], fp_fiber0), &fpd.d[0], NULL);
+    cr_assert_null(t.ctx);
+    struct fp_expect e = fp_now();
+    cr_assert_eq(fegetround(), FE_TONEAREST, "the caller's mode");
+    cr_assert(e.d == near.d && e.ld == near.ld, "the caller rounds to nearest");
+    cr_assert_eq(fpd.wrong[0], 0, "fiber 0 lost its rounding mode %d times", fpd.wrong[0]);
+    cr_assert_eq(fpd.wrong[1], 0, "fiber 1 lost its rounding mode %d times", fpd.wrong[1]);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(as_domain_fini(&fpd.d[i]), 0);
+        as_stack_free(&s[i]);
+    }
+}
+
+BACKEND_TEST(fp_control_per_context_across_domain_switches)
+{
+    each_fp_strategy(check_fp_across_domains);
 }
 
 /* ---- 16 fibers switching among themselves with random grants --------------- */

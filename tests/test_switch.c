@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "regs.h"
+#include "fp_strategy.h"
 
 static as_stack new_stack(size_t size)
 {
@@ -161,29 +162,6 @@ static void check_rounding_per_context(void)
 Test(switch, rounding_mode_is_per_context)
 {
     check_rounding_per_context();
-}
-
-/* check() once under each exact-mode strategy this architecture has
- * (x86_64: compare and reload, each a different patch of the switch's
- * code; aarch64: compare only), then the strategy bound for this CPU
- * again. */
-static void each_fp_strategy(void (*check)(void))
-{
-    static const int strategies[] = { AS_FP_COMPARE, AS_FP_RELOAD };
-    int n = 0;
-    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++) {
-        if (as_switch_set_fp_strategy(strategies[i]) != 0)
-            continue;
-        n++;
-        cr_log_info("strategy %d", strategies[i]);
-        check();
-    }
-    cr_assert_eq(as_switch_init(), 0);
-#if defined(__x86_64__)
-    cr_assert_eq(n, 2, "x86_64 has both strategies");
-#else
-    cr_assert_eq(n, 1);
-#endif
 }
 
 #if defined(__x86_64__)

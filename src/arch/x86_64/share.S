@@ -21,13 +21,16 @@
  * Ordering, which is the point of this file:
  *   1. every write and read of the caller's stack comes first: the pushes,
  *      stmxcsr/fnstcw, and reading those two words back into r9/r10 (the
- *      plain as_switch compares them later, from the caller's frame);
+ *      plain as_switch compares them later, from the caller's frame; in
+ *      the reload strategy, which loads MXCSR without comparing, the
+ *      MXCSR read is patched out: as__pkru_fp_sites below);
  *   2. WRPKRU installs the target domain's rights (eax = the new PKRU,
  *      ecx = edx = 0, as the instruction requires), in a restartable
  *      window (below);
  *   3. only then is the target's stack touched.  Like an exact as_switch,
  *      it saves FP control (flags 0xffff) and restores the target's only
- *      if the target's frame holds it (a fast-mode frame does not).
+ *      if the target's frame holds it (a fast-mode frame does not), in
+ *      the exact-mode strategy bound at start-up.
  * Nothing in between reads memory, so no access sees half of each right.
  *
  * CFI is as_switch's: the frame pushed on our side has the layout of the
@@ -35,6 +38,7 @@
  */
 #include "../asm.h"
 #include "layout.h"
+#include "fp_exact.h"
 
 /*
  * as_transfer as__switch_pkru(as_ctx to, void *data, uint32_t bits, uint32_t mask)
@@ -61,7 +65,9 @@ AS_FUNC_HIDDEN(as__switch_pkru)
     .cfi_adjust_cfa_offset 8
     stmxcsr AS_SW_MXCSR(%rsp)
     fnstcw  AS_SW_FCW(%rsp)
-    movl    AS_SW_MXCSR(%rsp), %r9d /* our FP control, kept in registers */
+.Lfp_site_pkr:                      /* our FP control, kept in registers */
+    movl    AS_SW_MXCSR(%rsp), %r9d
+.Lfp_site_pkr_end:
     movzwl  AS_SW_FCW(%rsp), %r10d
     .globl  as__pkru_window
     .hidden as__pkru_window
@@ -82,10 +88,12 @@ as__pkru_window_end:
     .cfi_remember_state
     testb   $AS_SW_HAS_FP, AS_SW_FLAGS_HI(%rsp)
     jz      as__switch_pop          /* a fast frame: FP control stays ours */
+.Lfp_site_pk:
     movl    AS_SW_MXCSR(%rsp), %ecx
     xorl    %r9d, %ecx
     testl   $AS_MXCSR_CTRL, %ecx
     jnz     .Lpk_load_mxcsr
+.Lfp_site_pk_end:
 .Lpk_check_fcw:
     cmpw    AS_SW_FCW(%rsp), %r10w
     jne     .Lpk_load_fcw
@@ -101,6 +109,20 @@ as__pkru_window_end:
     fldcw   AS_SW_FCW(%rsp)
     jmp     as__switch_pop
 AS_FUNC_END(as__switch_pkru)
+
+/*
+ * The exact-mode strategy's sites here, bound by as_switch_init with the
+ * switch's (src/switch.c finds this table through a weak reference: the
+ * freestanding library has no share.S).  The reload strategy turns the
+ * compare after the switch into .Lfp_reload (ldmxcsr from the target's
+ * frame) and the read-back of our MXCSR before WRPKRU, which only the
+ * compare uses, into NOPs: on AMD that read waits for the slow stmxcsr.
+ * Rows as in as__fp_sites (switch.S).
+ */
+AS_FP_SITE_TABLE(as__pkru_fp_sites)
+    .quad   .Lfp_site_pkr, .Lfp_site_pkr_end, .Lfp_reload, .Lfp_reload
+    AS_FP_SITE_ROW(_pk)
+AS_FP_SITE_TABLE_END
 
 /*
  * void as__pkeys_sd_entry(int sig, siginfo_t *si, void *uc)
