@@ -188,9 +188,12 @@ AS_API as_transfer as_switch_ontop_fast(as_ctx to, void *data, as_transfer (*fn)
  *                  get RELOAD, everything else COMPARE).
  *
  * The strategy is bound by rewriting a few bytes of the switch's code (no
- * indirect call or extra branch on the hot path), and of as_act_resume's
+ * indirect call or extra branch on the hot path), of as_act_resume's
  * for CALL and FRESH records, which restore MXCSR and the x87 control
- * word the same way.  Hosted builds bind
+ * word the same way, of the protection-key domain switch's
+ * (as_switch_domain, share.h; hosted) and of libaltstack-fcontext's
+ * jump_fcontext / ontop_fcontext where that library is linked.  Hosted
+ * builds bind
  * AS_FP_AUTO in a constructor, before main; where the system forbids
  * writable code the switch keeps AS_FP_COMPARE, which is always correct.
  * Freestanding builds start with AS_FP_COMPARE: the kernel calls
@@ -202,7 +205,8 @@ AS_API as_transfer as_switch_ontop_fast(as_ctx to, void *data, as_transfer (*fn)
  *   an unknown strategy (aarch64: anything but AUTO or COMPARE), or
  *   -errno if the code could not be made writable (hosted: mprotect),
  *   the binding then unchanged.  No other thread may be inside a switch
- *   or an as_act_resume meanwhile (nor a signal handler that resumes a
+ *   (as_switch_domain and jump_fcontext included) or an as_act_resume
+ *   meanwhile (nor a signal handler that resumes a
  *   record): the code is being rewritten.  Not async-signal-safe.
  * as_switch_fp_strategy: the strategy bound now (AS_FP_COMPARE or
  *   AS_FP_RELOAD).  Async-signal-safe.
