@@ -2,10 +2,14 @@
 /*
  * tests/test_storm.c - switching under a cross-thread signal flood.
  *
- * A second thread sends SIGURG to the switching thread as fast as it can
- * (tgkill in a loop, no pause).  Signals therefore land at every
- * instruction of the switch paths, as_call_on and the entry trampoline
- * included, and the handler walks the interrupted stack with libunwind
+ * A second thread sends SIGURG to the switching thread (tgkill), the next
+ * one as soon as the last was handled and the switching thread has begun
+ * another round.  Signals therefore land at every instruction of the
+ * switch paths, as_call_on and the entry trampoline included, yet never
+ * pile up faster than the switching thread can take them: an unthrottled
+ * flood keeps a signal pending across each sigreturn, and where the
+ * handler is slow (libunwind under emulation) the thread then runs
+ * little but handlers.  The handler walks the interrupted stack with libunwind
  * (unw_backtrace), which needs the CFI to be right at each of them.  The
  * switching side checks its results and, through the register probe, that
  * every callee-saved register survives each switch.  The test fails on a
@@ -31,6 +35,7 @@
 #include <string.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <ucontext.h>
 #include "regs.h"
@@ -41,11 +46,11 @@ struct act_probe act_probe;     /* tests/arch/<arch>/act_probe.S needs it */
 #define NOINLINE __attribute__((noinline))
 #define NPEERS   3
 #define ROUNDS   60000          /* at least this many switches ...        */
-#define SIGNALS  5000           /* ... and until this many signals landed, */
+#define SIGNALS  10000          /* ... and until this many signals landed, */
 #define MAX_ROUNDS 5000000ul    /* but never more than this                */
 
 static atomic_bool g_stop;
-static atomic_ulong g_signals, g_deep, g_sent;
+static atomic_ulong g_signals, g_deep, g_sent, g_round;
 static pid_t g_target;
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
@@ -58,20 +63,41 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
         atomic_fetch_add_explicit(&g_deep, 1, memory_order_relaxed);
 }
 
+/* Wait until the last signal was handled and the switching thread has
+ * started another round since it was sent, or the test is over.  The wait
+ * sleeps between looks after a short spin: under emulation a spinning
+ * thread runs emulated too and takes the CPU the switching thread needs. */
+static void flood_wait(unsigned long handled, unsigned long round)
+{
+    struct timespec nap = { 0, 1000 };
+    for (unsigned spins = 0; !atomic_load_explicit(&g_stop, memory_order_relaxed); spins++) {
+        if (atomic_load_explicit(&g_signals, memory_order_relaxed) > handled &&
+            atomic_load_explicit(&g_round, memory_order_relaxed) != round)
+            return;
+        if (spins >= 64)
+            nanosleep(&nap, NULL);
+    }
+}
+
 static void *flood(void *arg)
 {
     (void)arg;
     pid_t pid = getpid();
     while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+        unsigned long handled = atomic_load_explicit(&g_signals, memory_order_relaxed);
+        unsigned long round = atomic_load_explicit(&g_round, memory_order_relaxed);
         syscall(SYS_tgkill, pid, g_target, SIGURG);
         atomic_fetch_add_explicit(&g_sent, 1, memory_order_relaxed);
+        flood_wait(handled, round);
     }
     return NULL;
 }
 
-/* Keep going until the flood has really hit us, whatever the speed. */
+/* Keep going until the flood has really hit us, whatever the speed; each
+ * call publishes the round for the flood to see. */
 static bool more(unsigned long n)
 {
+    atomic_store_explicit(&g_round, n, memory_order_relaxed);
     return n < MAX_ROUNDS &&
            (n < ROUNDS || atomic_load_explicit(&g_signals, memory_order_relaxed) < SIGNALS);
 }
@@ -264,8 +290,9 @@ Test(storm, activations_under_signal_flood, .timeout = 300)
     cr_assert_eq(as_act_pool_init(&g_pool, g_recs, NREC), 0);
     static struct peers p;
     peers_start(&p);
-    /* Not SA_NODEFER: under an unthrottled flood, handlers would nest
-     * without bound and overflow the stack they interrupted. */
+    /* Not SA_NODEFER: a handler that leaves through a record keeps SIGURG
+     * blocked (the loop below unblocks it), and nested handlers would
+     * stack up on the stack they interrupted. */
     pthread_t fl = start_flood();
     struct sigaction sa = { .sa_sigaction = on_signal_act,
                             .sa_flags = SA_SIGINFO | SA_RESTART };
