@@ -8,7 +8,8 @@
 //                              context's are separate code): return
 //                              prediction is no longer trivially in step
 //   call_on/<impl>             run a function on another stack vs a plain
-//                              indirect call
+//                              indirect call and vs the floor (the same
+//                              call on another stack with nothing checked)
 // Ours: altstack (exact mode, the strategy bound for this CPU),
 // altstack_compare / altstack_reload (exact mode, each strategy forced;
 // x86_64), altstack_fast (fast mode).
@@ -222,6 +223,41 @@ static void BM_call_on(benchmark::State &st)
     as_stack_free(&s);
 }
 BENCHMARK(BM_call_on)->Name("call_on/altstack");
+
+// The floor of a call on another stack: a frame record, the stack pointer
+// set to a top computed once before the loop, the call, the stack pointer
+// back.  No argument checks: the least as_call_on must do beyond a call.
+extern "C" void *bench_floor_call_on(void *top, void *(*fn)(void *), void *arg);
+#if defined(__x86_64__)
+__asm__(".text\n.globl bench_floor_call_on\n.type bench_floor_call_on,@function\n"
+        ".p2align 4\nbench_floor_call_on:\n"
+        "  endbr64\n"
+        "  pushq %rbp\n  movq %rsp, %rbp\n  movq %rdi, %rsp\n  movq %rdx, %rdi\n"
+        "  call *%rsi\n"
+        "  movq %rbp, %rsp\n  popq %rbp\n  ret\n"
+        ".size bench_floor_call_on, .-bench_floor_call_on\n");
+#elif defined(__aarch64__)
+__asm__(".text\n.globl bench_floor_call_on\n.type bench_floor_call_on,%function\n"
+        ".p2align 4\nbench_floor_call_on:\n"
+        "  bti c\n"
+        "  stp x29, x30, [sp, #-16]!\n  mov x29, sp\n  mov sp, x0\n  mov x0, x2\n"
+        "  blr x1\n"
+        "  mov sp, x29\n  ldp x29, x30, [sp], #16\n  ret\n"
+        ".size bench_floor_call_on, .-bench_floor_call_on\n");
+#endif
+
+static void BM_floor_call_on(benchmark::State &st)
+{
+    as_stack s = bench_stack(64 << 10);
+    void *top = (void *)((uintptr_t)s.hi & ~(uintptr_t)15);
+    void *v = nullptr;
+    for (auto _ : st) {
+        v = bench_floor_call_on(top, bump, v);
+        benchmark::DoNotOptimize(v);
+    }
+    as_stack_free(&s);
+}
+BENCHMARK(BM_floor_call_on)->Name("call_on/floor");
 
 static void BM_indirect_call(benchmark::State &st)
 {
