@@ -8,8 +8,8 @@
  * switch paths, as_call_on and the entry trampoline included, yet never
  * pile up faster than the switching thread can take them: an unthrottled
  * flood keeps a signal pending across each sigreturn, and where the
- * handler is slow (libunwind under emulation) the thread then runs
- * little but handlers.  The handler walks the interrupted stack with libunwind
+ * handler is slow (libunwind under emulation) the thread then runs little
+ * but handlers.  The handler walks the interrupted stack with libunwind
  * (unw_backtrace), which needs the CFI to be right at each of them.  The
  * switching side checks its results and, through the register probe, that
  * every callee-saved register survives each switch.  The test fails on a
@@ -63,32 +63,36 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
         atomic_fetch_add_explicit(&g_deep, 1, memory_order_relaxed);
 }
 
-/* Wait until the last signal was handled and the switching thread has
- * started another round since it was sent, or the test is over.  The wait
- * sleeps between looks after a short spin: under emulation a spinning
- * thread runs emulated too and takes the CPU the switching thread needs. */
-static void flood_wait(unsigned long handled, unsigned long round)
+/* Wait until *v is no longer old; false if the test ended first.  The
+ * wait sleeps between looks after a short spin: under emulation a
+ * spinning thread runs emulated too and takes the CPU the switching
+ * thread needs. */
+static bool flood_wait(atomic_ulong *v, unsigned long old)
 {
-    struct timespec nap = { 0, 1000 };
-    for (unsigned spins = 0; !atomic_load_explicit(&g_stop, memory_order_relaxed); spins++) {
-        if (atomic_load_explicit(&g_signals, memory_order_relaxed) > handled &&
-            atomic_load_explicit(&g_round, memory_order_relaxed) != round)
-            return;
+    static const struct timespec nap = { 0, 1000 };
+    for (unsigned spins = 0; atomic_load_explicit(v, memory_order_relaxed) == old; spins++) {
+        if (atomic_load_explicit(&g_stop, memory_order_relaxed))
+            return false;
         if (spins >= 64)
             nanosleep(&nap, NULL);
     }
+    return true;
 }
 
+/* Send a signal, wait until a handler has counted it and then until the
+ * switching thread has begun another round after that: at most one
+ * signal is ever pending, and the thread runs between any two. */
 static void *flood(void *arg)
 {
     (void)arg;
     pid_t pid = getpid();
     while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
         unsigned long handled = atomic_load_explicit(&g_signals, memory_order_relaxed);
-        unsigned long round = atomic_load_explicit(&g_round, memory_order_relaxed);
         syscall(SYS_tgkill, pid, g_target, SIGURG);
         atomic_fetch_add_explicit(&g_sent, 1, memory_order_relaxed);
-        flood_wait(handled, round);
+        if (!flood_wait(&g_signals, handled) ||
+            !flood_wait(&g_round, atomic_load_explicit(&g_round, memory_order_relaxed)))
+            break;
     }
     return NULL;
 }
